@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcptracectl: per-connection ISN tracking.
+ *
+ * Relative sequence numbers work like Wireshark's: each side's SYN carries
+ * its ISN, which becomes 0.  Connections are keyed by the network namespace
+ * and the normalized 4-tuple (the lower endpoint first), so the segments of
+ * both directions and the socket records of both ends find the same entry.
+ *
+ * The table is set-associative with a fixed size: a new connection replaces
+ * the least recently used entry of its set, which bounds the memory however
+ * many connections pass by.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+
+#define CONN_SETS	1024	/* power of two */
+#define CONN_WAYS	8
+
+struct conn_key {
+	uint32_t netns;
+	uint8_t family;
+	uint8_t pad[3];
+	uint16_t port[2];
+	uint8_t addr[2][16];
+};
+
+struct conn_entry {
+	struct conn_key key;
+	uint64_t last_use;	/* 0: slot unused */
+	uint32_t isn[2];
+	bool known[2];
+	bool from_syn[2];	/* learnt from a SYN without ACK */
+};
+
+struct conn_table {
+	uint64_t clock;
+	struct conn_entry e[CONN_SETS][CONN_WAYS];
+};
+
+struct conn_table *conn_table_new(void)
+{
+	return calloc(1, sizeof(struct conn_table));
+}
+
+void conn_table_free(struct conn_table *t)
+{
+	free(t);
+}
+
+static uint32_t conn_hash(const struct conn_key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Builds the key of @r; returns the side (0 or 1) of its s endpoint. */
+static int conn_key_of(const struct tcptrace_record *r, struct conn_key *k)
+{
+	size_t alen = r->family == AF_INET ? 4 : 16;
+	int c, s;
+
+	memset(k, 0, sizeof(*k));
+	k->netns = r->netns;
+	k->family = r->family;
+	c = memcmp(r->saddr, r->daddr, alen);
+	if (c == 0)
+		c = (int)r->sport - (int)r->dport;
+	s = c <= 0 ? 0 : 1;
+	memcpy(k->addr[s], r->saddr, alen);
+	memcpy(k->addr[!s], r->daddr, alen);
+	k->port[s] = r->sport;
+	k->port[!s] = r->dport;
+	return s;
+}
+
+static struct conn_entry *conn_lookup(struct conn_table *t,
+				      const struct conn_key *k, bool create)
+{
+	struct conn_entry *set = t->e[conn_hash(k) & (CONN_SETS - 1)];
+	struct conn_entry *victim = &set[0];
+	int i;
+
+	for (i = 0; i < CONN_WAYS; i++) {
+		if (set[i].last_use &&
+		    !memcmp(&set[i].key, k, sizeof(*k))) {
+			set[i].last_use = ++t->clock;
+			return &set[i];
+		}
+		if (set[i].last_use < victim->last_use)
+			victim = &set[i];
+	}
+	if (!create)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	victim->key = *k;
+	victim->last_use = ++t->clock;
+	return victim;
+}
+
+static void conn_set(struct conn_entry *e, int side, uint32_t isn, bool syn)
+{
+	e->isn[side] = isn;
+	e->known[side] = true;
+	e->from_syn[side] = syn;
+}
+
+void conn_track(struct conn_table *t, const struct tcptrace_record *r,
+		struct isns *out)
+{
+	struct conn_entry *e;
+	struct conn_key k;
+	uint8_t f;
+	int s, d;
+
+	memset(out, 0, sizeof(*out));
+	if (r->family != AF_INET && r->family != AF_INET6)
+		return;
+	s = conn_key_of(r, &k);
+	d = !s;
+
+	if (r->type == TCPTRACE_T_PACKET && (r->packet.flags &
+					     TCPTRACE_FLAG_SYN)) {
+		f = r->packet.flags;
+		e = conn_lookup(t, &k, true);
+		if (!(f & TCPTRACE_FLAG_ACK)) {
+			/*
+			 * A SYN: the same ISN again is a retransmission; the
+			 * peer's SYN without ACK is a simultaneous open;
+			 * anything else starts a new connection.
+			 */
+			if (e->known[s] && e->isn[s] == r->packet.seq)
+				;
+			else if (!e->known[s] && e->known[d] && e->from_syn[d])
+				conn_set(e, s, r->packet.seq, true);
+			else {
+				memset(e->isn, 0, sizeof(e->isn));
+				memset(e->known, 0, sizeof(e->known));
+				memset(e->from_syn, 0, sizeof(e->from_syn));
+				conn_set(e, s, r->packet.seq, true);
+			}
+		} else {
+			/* A SYN-ACK carries both ISNs. */
+			conn_set(e, s, r->packet.seq, false);
+			conn_set(e, d, r->packet.ack - 1, false);
+		}
+	} else if (r->type == TCPTRACE_T_SYNACK_RETRANSMIT) {
+		/* s is the listener, d the client. */
+		e = conn_lookup(t, &k, true);
+		conn_set(e, s, r->synack.snt_isn, false);
+		conn_set(e, d, r->synack.rcv_isn, false);
+	} else {
+		e = conn_lookup(t, &k, false);
+	}
+	if (!e)
+		return;
+	out->s_known = e->known[s];
+	out->s_isn = e->isn[s];
+	out->d_known = e->known[d];
+	out->d_isn = e->isn[d];
+}

@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcptracectl: text and JSON formatting of records.
+ *
+ * Text lines (one per record):
+ *   TIME net:[INODE] in|out SRC > DST [FLAGS] seq N (rel R) ack N (rel R)
+ *	win W len L
+ *   TIME net:[INODE] TYPE LOCAL <-> REMOTE DETAILS
+ *   TIME *** LOST N records (cpu C) ***
+ * followed by " pid PID (COMM)" when the record names a task.  Addresses
+ * are ADDR:PORT for IPv4 and [ADDR]:PORT for IPv6.
+ *
+ * JSON Lines: one object per record, keys as documented in usage_watch().
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tcptracectl.h"
+
+static const char *const type_names[TCPTRACE_T_MAX] = {
+	[TCPTRACE_T_PACKET]		= "packet",
+	[TCPTRACE_T_STATE]		= "state",
+	[TCPTRACE_T_SYNACK_RETRANSMIT]	= "synack_retransmit",
+	[TCPTRACE_T_RETRANSMIT]		= "retransmit",
+	[TCPTRACE_T_RESET_SENT]		= "reset_sent",
+	[TCPTRACE_T_RESET_RECEIVED]	= "reset_received",
+	[TCPTRACE_T_TIMEWAIT]		= "timewait",
+	[TCPTRACE_T_DESTROY]		= "destroy",
+	[TCPTRACE_T_LOST]		= "lost",
+};
+
+/* The kernel's TCP_* state numbering. */
+static const char *const state_names[] = {
+	[1]	= "ESTABLISHED",
+	[2]	= "SYN_SENT",
+	[3]	= "SYN_RECV",
+	[4]	= "FIN_WAIT1",
+	[5]	= "FIN_WAIT2",
+	[6]	= "TIME_WAIT",
+	[7]	= "CLOSE",
+	[8]	= "CLOSE_WAIT",
+	[9]	= "LAST_ACK",
+	[10]	= "LISTEN",
+	[11]	= "CLOSING",
+	[12]	= "NEW_SYN_RECV",
+};
+
+const char *record_type_name(unsigned int type)
+{
+	return type < TCPTRACE_T_MAX ? type_names[type] : NULL;
+}
+
+const char *tcp_state_name(unsigned int state, char *buf, size_t size)
+{
+	if (state < sizeof(state_names) / sizeof(state_names[0]) &&
+	    state_names[state])
+		return state_names[state];
+	snprintf(buf, size, "UNKNOWN(%u)", state);
+	return buf;
+}
+
+/* tcpdump's letters and order: F S R P . U E W ('.' is ACK). */
+void tcp_flags_str(unsigned int flags, char *buf, size_t size)
+{
+	static const struct {
+		unsigned int bit;
+		char c;
+	} letters[] = {
+		{ TCPTRACE_FLAG_FIN, 'F' }, { TCPTRACE_FLAG_SYN, 'S' },
+		{ TCPTRACE_FLAG_RST, 'R' }, { TCPTRACE_FLAG_PSH, 'P' },
+		{ TCPTRACE_FLAG_ACK, '.' }, { TCPTRACE_FLAG_URG, 'U' },
+		{ TCPTRACE_FLAG_ECE, 'E' }, { TCPTRACE_FLAG_CWR, 'W' },
+	};
+	size_t i, n = 0;
+
+	if (size < 9)
+		return;
+	for (i = 0; i < sizeof(letters) / sizeof(letters[0]); i++)
+		if (flags & letters[i].bit)
+			buf[n++] = letters[i].c;
+	buf[n] = '\0';
+	if (!n)
+		snprintf(buf, size, "none");
+}
+
+static const char *addr_str(const struct tcptrace_record *r,
+			    const uint8_t *addr, char *buf, size_t size)
+{
+	int af = r->family == AF_INET ? AF_INET : AF_INET6;
+
+	if ((r->family != AF_INET && r->family != AF_INET6) ||
+	    !inet_ntop(af, addr, buf, size))
+		snprintf(buf, size, "?");
+	return buf;
+}
+
+static const char *endpoint_str(const struct tcptrace_record *r,
+				const uint8_t *addr, uint16_t port,
+				char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	addr_str(r, addr, a, sizeof(a));
+	if (r->family == AF_INET6)
+		snprintf(buf, size, "[%s]:%u", a, port);
+	else
+		snprintf(buf, size, "%s:%u", a, port);
+	return buf;
+}
+
+static size_t comm_len(const struct tcptrace_record *r)
+{
+	return strnlen(r->comm, TCPTRACE_COMM_LEN);
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* Writes s[0..n) as a JSON string; invalid UTF-8 becomes U+FFFD. */
+void json_string(FILE *out, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, l;
+
+	fputc('"', out);
+	while (i < n) {
+		unsigned char c = p[i];
+
+		switch (c) {
+		case '"':  fputs("\\\"", out); break;
+		case '\\': fputs("\\\\", out); break;
+		case '\b': fputs("\\b", out); break;
+		case '\f': fputs("\\f", out); break;
+		case '\n': fputs("\\n", out); break;
+		case '\r': fputs("\\r", out); break;
+		case '\t': fputs("\\t", out); break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				fprintf(out, "\\u%04x", c);
+			} else if (c < 0x80) {
+				fputc(c, out);
+			} else if ((l = utf8_len(p + i, n - i)) != 0) {
+				fwrite(p + i, 1, l, out);
+				i += l;
+				continue;
+			} else {
+				fputs("\\ufffd", out);
+			}
+		}
+		i++;
+	}
+	fputc('"', out);
+}
+
+/* The command name for text output, non-printable bytes as '?'. */
+static const char *comm_text(const struct tcptrace_record *r, char *buf)
+{
+	size_t i, n = comm_len(r);
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)r->comm[i];
+
+		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void print_time(FILE *out, const struct tcptrace_record *r,
+		       struct fmt_opts *o)
+{
+	uint64_t d;
+
+	if (o->absolute) {
+		fprintf(out, "%" PRIu64 ".%09" PRIu64,
+			(uint64_t)r->ts_ns / 1000000000,
+			(uint64_t)r->ts_ns % 1000000000);
+		return;
+	}
+	if (!o->have_base) {
+		o->base_ts = r->ts_ns;
+		o->have_base = true;
+	}
+	if (r->ts_ns >= o->base_ts) {
+		d = r->ts_ns - o->base_ts;
+	} else {
+		d = o->base_ts - r->ts_ns;
+		fputs("-", out);
+	}
+	fprintf(out, "%" PRIu64 ".%06" PRIu64, d / 1000000000,
+		d % 1000000000 / 1000);
+}
+
+/* " NAME N" or " NAME N (rel R)" */
+static void print_seq(FILE *out, const char *name, uint32_t v, bool known,
+		      uint32_t isn)
+{
+	fprintf(out, " %s %" PRIu32, name, v);
+	if (known)
+		fprintf(out, " (rel %" PRIu32 ")", (uint32_t)(v - isn));
+}
+
+void format_text(FILE *out, const struct tcptrace_record *r,
+		 const struct isns *isn, struct fmt_opts *o)
+{
+	char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN + 8];
+	char s1[24], s2[24], fl[16], comm[TCPTRACE_COMM_LEN + 1];
+	const struct tcptrace_state *st = &r->state;
+
+	print_time(out, r, o);
+	if (r->type == TCPTRACE_T_LOST) {
+		fprintf(out, " *** LOST %" PRIu64 " records (cpu %u) ***\n",
+			(uint64_t)r->lost.count, r->cpu);
+		return;
+	}
+	endpoint_str(r, r->saddr, r->sport, src, sizeof(src));
+	endpoint_str(r, r->daddr, r->dport, dst, sizeof(dst));
+	fprintf(out, " net:[%" PRIu32 "] ", r->netns);
+	if (r->type != TCPTRACE_T_PACKET)
+		fprintf(out, "%s %s <-> %s", record_type_name(r->type), src,
+			dst);
+
+	switch (r->type) {
+	case TCPTRACE_T_PACKET:
+		tcp_flags_str(r->packet.flags, fl, sizeof(fl));
+		fprintf(out, "%s %s > %s [%s]",
+			r->dir == TCPTRACE_DIR_IN ? "in" :
+			r->dir == TCPTRACE_DIR_OUT ? "out" : "?",
+			src, dst, fl);
+		print_seq(out, "seq", r->packet.seq, isn->s_known, isn->s_isn);
+		if (r->packet.flags & TCPTRACE_FLAG_ACK)
+			print_seq(out, "ack", r->packet.ack, isn->d_known,
+				  isn->d_isn);
+		fprintf(out, " win %u len %" PRIu32, r->packet.win,
+			r->packet.payload_len);
+		break;
+	case TCPTRACE_T_STATE:
+		fprintf(out, " %s -> %s",
+			tcp_state_name(st->old_state, s1, sizeof(s1)),
+			tcp_state_name(st->new_state, s2, sizeof(s2)));
+		break;
+	case TCPTRACE_T_SYNACK_RETRANSMIT:
+		fprintf(out, " #%" PRIu32 " snt_isn %" PRIu32
+			" rcv_isn %" PRIu32, r->synack.num_retrans,
+			r->synack.snt_isn, r->synack.rcv_isn);
+		break;
+	case TCPTRACE_T_RETRANSMIT:
+		tcp_flags_str(st->flags, fl, sizeof(fl));
+		fprintf(out, " [%s]", fl);
+		print_seq(out, "seq", st->seq, isn->s_known, isn->s_isn);
+		print_seq(out, "end_seq", st->end_seq, isn->s_known,
+			  isn->s_isn);
+		fprintf(out, " state %s",
+			tcp_state_name(st->old_state, s1, sizeof(s1)));
+		break;
+	case TCPTRACE_T_TIMEWAIT:
+		fprintf(out, " state %s substate %s timeo %" PRIu32 "ms",
+			tcp_state_name(st->old_state, s1, sizeof(s1)),
+			tcp_state_name(st->new_state, s2, sizeof(s2)),
+			st->timeo_ms);
+		print_seq(out, "snd_nxt", st->snd_nxt, isn->s_known,
+			  isn->s_isn);
+		print_seq(out, "rcv_nxt", st->rcv_nxt, isn->d_known,
+			  isn->d_isn);
+		break;
+	case TCPTRACE_T_RESET_SENT:
+	case TCPTRACE_T_RESET_RECEIVED:
+	case TCPTRACE_T_DESTROY:
+		fprintf(out, " state %s",
+			tcp_state_name(st->old_state, s1, sizeof(s1)));
+		print_seq(out, "snd_nxt", st->snd_nxt, isn->s_known,
+			  isn->s_isn);
+		print_seq(out, "rcv_nxt", st->rcv_nxt, isn->d_known,
+			  isn->d_isn);
+		break;
+	}
+	if (r->pid)
+		fprintf(out, " pid %" PRIu32 " (%s)", r->pid,
+			comm_text(r, comm));
+	fputc('\n', out);
+}
+
+static void json_key_str(FILE *out, const char *key, const char *val)
+{
+	fprintf(out, ",\"%s\":", key);
+	json_string(out, val, strlen(val));
+}
+
+static void json_key_u64(FILE *out, const char *key, uint64_t val)
+{
+	fprintf(out, ",\"%s\":%" PRIu64, key, val);
+}
+
+static void json_state(FILE *out, const char *key, unsigned int state)
+{
+	char buf[24];
+
+	json_key_str(out, key, tcp_state_name(state, buf, sizeof(buf)));
+}
+
+void format_json(FILE *out, const struct tcptrace_record *r,
+		 const struct isns *isn)
+{
+	const struct tcptrace_state *st = &r->state;
+	char a[INET6_ADDRSTRLEN], fl[16];
+	unsigned int family = r->family;
+
+	fprintf(out, "{\"ts_ns\":%" PRIu64, (uint64_t)r->ts_ns);
+	json_key_str(out, "type", record_type_name(r->type));
+	json_key_u64(out, "netns", r->netns);
+	if (family == AF_INET)
+		family = 4;
+	else if (family == AF_INET6)
+		family = 6;
+	json_key_u64(out, "family", family);
+	if (family == 4 || family == 6) {
+		json_key_str(out, "saddr", addr_str(r, r->saddr, a, sizeof(a)));
+		json_key_u64(out, "sport", r->sport);
+		json_key_str(out, "daddr", addr_str(r, r->daddr, a, sizeof(a)));
+		json_key_u64(out, "dport", r->dport);
+	}
+	json_key_u64(out, "cpu", r->cpu);
+	json_key_u64(out, "pid", r->pid);
+	if (r->pid) {
+		fputs(",\"comm\":", out);
+		json_string(out, r->comm, comm_len(r));
+	}
+	if (r->sock_id)
+		json_key_u64(out, "sock_id", r->sock_id);
+
+	switch (r->type) {
+	case TCPTRACE_T_PACKET:
+		json_key_str(out, "dir", r->dir == TCPTRACE_DIR_IN ? "in" :
+			     r->dir == TCPTRACE_DIR_OUT ? "out" : "unknown");
+		tcp_flags_str(r->packet.flags, fl, sizeof(fl));
+		json_key_str(out, "flags", fl);
+		json_key_u64(out, "seq", r->packet.seq);
+		json_key_u64(out, "ack", r->packet.ack);
+		json_key_u64(out, "win", r->packet.win);
+		json_key_u64(out, "len", r->packet.payload_len);
+		if (isn->s_known)
+			json_key_u64(out, "rel_seq",
+				     (uint32_t)(r->packet.seq - isn->s_isn));
+		if (isn->d_known && (r->packet.flags & TCPTRACE_FLAG_ACK))
+			json_key_u64(out, "rel_ack",
+				     (uint32_t)(r->packet.ack - isn->d_isn));
+		break;
+	case TCPTRACE_T_STATE:
+		json_state(out, "old_state", st->old_state);
+		json_state(out, "new_state", st->new_state);
+		json_key_u64(out, "snd_nxt", st->snd_nxt);
+		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		json_key_u64(out, "snd_una", st->snd_una);
+		break;
+	case TCPTRACE_T_SYNACK_RETRANSMIT:
+		json_key_u64(out, "snt_isn", r->synack.snt_isn);
+		json_key_u64(out, "rcv_isn", r->synack.rcv_isn);
+		json_key_u64(out, "num_retrans", r->synack.num_retrans);
+		break;
+	case TCPTRACE_T_RETRANSMIT:
+		tcp_flags_str(st->flags, fl, sizeof(fl));
+		json_key_str(out, "flags", fl);
+		json_key_u64(out, "seq", st->seq);
+		json_key_u64(out, "end_seq", st->end_seq);
+		json_state(out, "state", st->old_state);
+		if (isn->s_known) {
+			json_key_u64(out, "rel_seq",
+				     (uint32_t)(st->seq - isn->s_isn));
+			json_key_u64(out, "rel_end_seq",
+				     (uint32_t)(st->end_seq - isn->s_isn));
+		}
+		break;
+	case TCPTRACE_T_TIMEWAIT:
+		json_state(out, "state", st->old_state);
+		json_state(out, "tw_substate", st->new_state);
+		json_key_u64(out, "timeo_ms", st->timeo_ms);
+		json_key_u64(out, "snd_nxt", st->snd_nxt);
+		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		break;
+	case TCPTRACE_T_RESET_SENT:
+	case TCPTRACE_T_RESET_RECEIVED:
+	case TCPTRACE_T_DESTROY:
+		json_state(out, "state", st->old_state);
+		json_key_u64(out, "snd_nxt", st->snd_nxt);
+		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		break;
+	case TCPTRACE_T_LOST:
+		json_key_u64(out, "count", r->lost.count);
+		break;
+	}
+	fputs("}\n", out);
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tcptracectl: shared declarations.
+ */
+#ifndef TCPTRACECTL_H
+#define TCPTRACECTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tcptrace.h"
+
+#define TCPTRACECTL_VERSION	"0.1.0"
+#define PROG			"tcptracectl"
+
+/* Exit status of usage errors; runtime errors exit with 1. */
+#define EXIT_USAGE		2
+
+/*
+ * The layout of the records as this tool reads them.  A mismatch with the
+ * UAPI header must fail the build, not misparse at run time.
+ */
+_Static_assert(sizeof(struct tcptrace_record) == TCPTRACE_RECORD_SIZE,
+	       "struct tcptrace_record size");
+_Static_assert(TCPTRACE_RECORD_SIZE == 128, "TCPTRACE_RECORD_SIZE");
+_Static_assert(offsetof(struct tcptrace_record, len) == 0, "len");
+_Static_assert(offsetof(struct tcptrace_record, version) == 2, "version");
+_Static_assert(offsetof(struct tcptrace_record, type) == 3, "type");
+_Static_assert(offsetof(struct tcptrace_record, family) == 4, "family");
+_Static_assert(offsetof(struct tcptrace_record, dir) == 5, "dir");
+_Static_assert(offsetof(struct tcptrace_record, cpu) == 6, "cpu");
+_Static_assert(offsetof(struct tcptrace_record, netns) == 8, "netns");
+_Static_assert(offsetof(struct tcptrace_record, pid) == 12, "pid");
+_Static_assert(offsetof(struct tcptrace_record, ts_ns) == 16, "ts_ns");
+_Static_assert(offsetof(struct tcptrace_record, sock_id) == 24, "sock_id");
+_Static_assert(offsetof(struct tcptrace_record, saddr) == 32, "saddr");
+_Static_assert(offsetof(struct tcptrace_record, daddr) == 48, "daddr");
+_Static_assert(offsetof(struct tcptrace_record, sport) == 64, "sport");
+_Static_assert(offsetof(struct tcptrace_record, dport) == 66, "dport");
+_Static_assert(offsetof(struct tcptrace_record, comm) == 72, "comm");
+_Static_assert(offsetof(struct tcptrace_record, packet) == 88, "union");
+_Static_assert(offsetof(struct tcptrace_record, packet.seq) == 88, "seq");
+_Static_assert(offsetof(struct tcptrace_record, packet.ack) == 92, "ack");
+_Static_assert(offsetof(struct tcptrace_record, packet.win) == 96, "win");
+_Static_assert(offsetof(struct tcptrace_record, packet.flags) == 98, "flags");
+_Static_assert(offsetof(struct tcptrace_record, packet.payload_len) == 100,
+	       "payload_len");
+_Static_assert(offsetof(struct tcptrace_record, state.snd_nxt) == 92,
+	       "snd_nxt");
+_Static_assert(offsetof(struct tcptrace_record, state.timeo_ms) == 112,
+	       "timeo_ms");
+_Static_assert(offsetof(struct tcptrace_record, synack.num_retrans) == 96,
+	       "num_retrans");
+_Static_assert(offsetof(struct tcptrace_record, lost.count) == 88, "count");
+_Static_assert(sizeof(struct tcptrace_stats) == 248, "struct tcptrace_stats");
+_Static_assert(offsetof(struct tcptrace_stats, events) == 16, "events");
+_Static_assert(offsetof(struct tcptrace_stats, per_type) == 56, "per_type");
+
+/* tcptracectl.c */
+void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *device_path(void);
+int device_open(int flags, int *fdp);
+int parse_uint(const char *opt, const char *arg, uint64_t min, uint64_t max,
+	       uint64_t *out);
+int parse_seconds(const char *opt, const char *arg, double *out);
+int bad_option(const char *cmd, int opt, char **argv);
+
+/* Subcommands: each returns the exit status. */
+int cmd_watch(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_clear(int argc, char **argv);
+void usage_watch(FILE *out);
+void usage_stats(FILE *out);
+void usage_clear(FILE *out);
+
+/* format.c */
+
+/*
+ * The ISNs known for the two endpoints of a record: "s" is the endpoint in
+ * saddr/sport (the sender of a segment, else the local end), "d" the one in
+ * daddr/dport.
+ */
+struct isns {
+	bool s_known;
+	bool d_known;
+	uint32_t s_isn;
+	uint32_t d_isn;
+};
+
+struct fmt_opts {
+	bool absolute;		/* -T: CLOCK_MONOTONIC instead of relative */
+	bool have_base;
+	uint64_t base_ts;	/* ts_ns of the first printed record */
+};
+
+const char *record_type_name(unsigned int type);
+const char *tcp_state_name(unsigned int state, char *buf, size_t size);
+void tcp_flags_str(unsigned int flags, char *buf, size_t size);
+void format_text(FILE *out, const struct tcptrace_record *r,
+		 const struct isns *isn, struct fmt_opts *o);
+void format_json(FILE *out, const struct tcptrace_record *r,
+		 const struct isns *isn);
+void json_string(FILE *out, const char *s, size_t n);
+
+#endif /* TCPTRACECTL_H */

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * LD_PRELOAD shim for the host tests: when TCPTRACE_DEVICE names a FIFO,
+ * the tcptrace ioctls on it are answered here, so that the device code
+ * paths of tcptracectl (open, ABI check, poll, read, stats, clear) run
+ * without the module.
+ *
+ *   TCPTRACE_FAKE_ABI   ABI version to report (default TCPTRACE_ABI_VERSION)
+ *   TCPTRACE_FAKE_LOG   file to which "clear" is appended on CLEAR
+ *
+ * STATS reports fixed values: see the test for what it expects.
+ */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tcptrace.h"
+
+int ioctl(int fd, unsigned long req, ...);
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	static int (*real_ioctl)(int, unsigned long, ...);
+	struct tcptrace_stats *s;
+	const char *env;
+	struct stat st;
+	void *arg;
+	va_list ap;
+	FILE *log;
+	int i;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		switch (req) {
+		case TCPTRACE_IOC_VERSION:
+			env = getenv("TCPTRACE_FAKE_ABI");
+			*(__u32 *)arg = env ? (__u32)atoi(env) :
+				TCPTRACE_ABI_VERSION;
+			return 0;
+		case TCPTRACE_IOC_STATS:
+			s = arg;
+			memset(s, 0, sizeof(*s));
+			s->size = sizeof(*s);
+			s->abi_version = TCPTRACE_ABI_VERSION;
+			s->nr_cpus = 4;
+			s->ring_records = 4096;
+			s->events = 1234;
+			s->drops = 5;
+			s->malformed = 6;
+			s->expect_evictions = 7;
+			s->queued = 8;
+			for (i = 1; i < TCPTRACE_T_MAX; i++)
+				s->per_type[i] = 100 + i;
+			s->per_type[12] = 3;
+			return 0;
+		case TCPTRACE_IOC_CLEAR:
+			env = getenv("TCPTRACE_FAKE_LOG");
+			if (env) {
+				log = fopen(env, "a");
+				if (log) {
+					fputs("clear\n", log);
+					fclose(log);
+				}
+			}
+			return 0;
+		}
+	}
+	if (!real_ioctl)
+		real_ioctl = (int (*)(int, unsigned long, ...))
+			dlsym(RTLD_NEXT, "ioctl");
+	return real_ioctl(fd, req, arg);
+}

@@ -1,0 +1,761 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of tcptracectl; no kernel module needed.
+
+Usage: test_tcptracectl.py [TCPTRACECTL [FAKEDEV_SO]]
+
+Records are packed here after module/uapi/tcptrace.h and fed to
+'tcptracectl watch -i FILE'.  With FAKEDEV_SO (tests/fakedev.so), a FIFO
+stands in for /dev/tcptrace and the shim answers the ioctls, which covers
+the device paths: ABI check, poll/read, --duration, signals, stats, clear.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                       os.path.join(HERE, "..", "tcptracectl"))
+FAKEDEV = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+
+# --- the UAPI, as in module/uapi/tcptrace.h --------------------------------
+RECORD_SIZE = 128
+T_PACKET, T_STATE, T_SYNACK_RETRANSMIT, T_RETRANSMIT = 1, 2, 3, 4
+T_RESET_SENT, T_RESET_RECEIVED, T_TIMEWAIT, T_DESTROY, T_LOST = 5, 6, 7, 8, 9
+DIR_IN, DIR_OUT = 1, 2
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80
+(ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE,
+ CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV) = range(1, 13)
+
+HEAD = struct.Struct("=HBBBBHIIQQ16s16sHHI16s")
+PACKET = struct.Struct("=IIHBBI24x")
+STATE = struct.Struct("=BBBBIIIIII12x")
+SYNACK = struct.Struct("=III28x")
+LOST = struct.Struct("=Q32x")
+assert HEAD.size == 88
+assert PACKET.size == STATE.size == SYNACK.size == LOST.size == 40
+
+NS1 = 4026531840
+NS2 = 4026532000
+T0 = 5_000_000_000
+
+
+def addr(text):
+    if ":" in text:
+        return socket.inet_pton(socket.AF_INET6, text)
+    return socket.inet_pton(socket.AF_INET, text) + bytes(12)
+
+
+def record(rtype, body, ts, src=("0.0.0.0", 0), dst=("0.0.0.0", 0),
+           netns=NS1, direction=0, cpu=0, pid=0, comm=b"", sock_id=0,
+           family=None, length=RECORD_SIZE, version=1):
+    if family is None:
+        family = 0 if rtype == T_LOST else (
+            socket.AF_INET6 if ":" in src[0] else socket.AF_INET)
+    head = HEAD.pack(length, version, rtype, family, direction, cpu, netns,
+                     pid, ts, sock_id, addr(src[0]), addr(dst[0]), src[1],
+                     dst[1], 0, comm)
+    return head + body + bytes(length - RECORD_SIZE)
+
+
+def pkt(ts, src, dst, direction, flags, seq, ack=0, win=64240, plen=0,
+        **kw):
+    return record(T_PACKET, PACKET.pack(seq, ack, win, flags, 20, plen), ts,
+                  src, dst, direction=direction, **kw)
+
+
+def st(rtype, ts, local, remote, old=0, new=0, flags=0, snd_nxt=0,
+       rcv_nxt=0, snd_una=0, seq=0, end_seq=0, timeo_ms=0, **kw):
+    return record(rtype, STATE.pack(old, new, flags, 0, snd_nxt, rcv_nxt,
+                                    snd_una, seq, end_seq, timeo_ms),
+                  ts, local, remote, **kw)
+
+
+def ms(n):
+    return T0 + n * 1_000_000
+
+
+CLI = ("10.0.0.1", 40000)
+SRV = ("10.0.0.2", 8080)
+CLI3 = ("10.0.0.3", 41000)
+V6C = ("2001:db8::1", 50000)
+V6S = ("2001:db8::2", 443)
+CURL = dict(pid=321, comm=b"curl")
+ODD_COMM = b'a"b\\c\x01\xff'
+
+# (record bytes, expected JSON object or None when it must be skipped)
+CASES = [
+    (pkt(ms(0), CLI, SRV, DIR_OUT, SYN, 1000, cpu=1,
+         sock_id=0xfedcba9876543210, **CURL),
+     dict(ts_ns=ms(0), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=1, pid=321, comm="curl", sock_id=0xfedcba9876543210,
+          dir="out", flags="S", seq=1000, ack=0, win=64240, len=0,
+          rel_seq=0)),
+    (st(T_STATE, ms(1), CLI, SRV, old=CLOSE, new=SYN_SENT, snd_nxt=1001,
+        snd_una=1000, sock_id=7, **CURL),
+     dict(ts_ns=ms(1), type="state", netns=NS1, family=4, saddr="10.0.0.1",
+          sport=40000, daddr="10.0.0.2", dport=8080, cpu=0, pid=321,
+          comm="curl", sock_id=7, old_state="CLOSE", new_state="SYN_SENT",
+          snd_nxt=1001, rcv_nxt=0, snd_una=1000)),
+    (st(T_RETRANSMIT, ms(2), CLI, SRV, old=SYN_SENT, flags=SYN, seq=1000,
+        end_seq=1001, snd_nxt=1001, snd_una=1000, sock_id=7),
+     dict(ts_ns=ms(2), type="retransmit", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, sock_id=7, flags="S", seq=1000, end_seq=1001,
+          state="SYN_SENT", rel_seq=0, rel_end_seq=1)),
+    (pkt(ms(3), SRV, CLI, DIR_IN, SYN | ACK, 5000, 1001, win=65160),
+     dict(ts_ns=ms(3), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.2", sport=8080, daddr="10.0.0.1", dport=40000,
+          cpu=0, pid=0, dir="in", flags="S.", seq=5000, ack=1001,
+          win=65160, len=0, rel_seq=0, rel_ack=1)),
+    (st(T_STATE, ms(4), CLI, SRV, old=SYN_SENT, new=ESTABLISHED,
+        snd_nxt=1001, rcv_nxt=5001, snd_una=1001, sock_id=7),
+     dict(ts_ns=ms(4), type="state", netns=NS1, family=4, saddr="10.0.0.1",
+          sport=40000, daddr="10.0.0.2", dport=8080, cpu=0, pid=0,
+          sock_id=7, old_state="SYN_SENT", new_state="ESTABLISHED",
+          snd_nxt=1001, rcv_nxt=5001, snd_una=1001)),
+    (pkt(ms(5), CLI, SRV, DIR_OUT, ACK, 1001, 5001, win=502),
+     dict(ts_ns=ms(5), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, dir="out", flags=".", seq=1001, ack=5001, win=502,
+          len=0, rel_seq=1, rel_ack=1)),
+    (pkt(ms(6), CLI, SRV, DIR_OUT, PSH | ACK, 1001, 5001, win=502, plen=100,
+         **CURL),
+     dict(ts_ns=ms(6), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=321, comm="curl", dir="out", flags="P.", seq=1001,
+          ack=5001, win=502, len=100, rel_seq=1, rel_ack=1)),
+    (record(T_LOST, LOST.pack(123), ms(7), netns=0, cpu=2),
+     dict(ts_ns=ms(7), type="lost", netns=0, family=0, cpu=2, pid=0,
+          count=123)),
+    # an unknown type with a larger len, then a newer record version
+    (record(42, bytes(40), ms(8), CLI, SRV, length=256), None),
+    (pkt(ms(9), CLI, SRV, DIR_OUT, RST, 1, version=2), None),
+    (pkt(ms(10), CLI, SRV, DIR_OUT, FIN | ACK, 1101, 5001, win=502),
+     dict(ts_ns=ms(10), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, dir="out", flags="F.", seq=1101, ack=5001, win=502,
+          len=0, rel_seq=101, rel_ack=1)),
+    (st(T_STATE, ms(11), CLI, SRV, old=ESTABLISHED, new=FIN_WAIT1,
+        snd_nxt=1102, rcv_nxt=5001, snd_una=1101),
+     dict(ts_ns=ms(11), type="state", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, old_state="ESTABLISHED", new_state="FIN_WAIT1",
+          snd_nxt=1102, rcv_nxt=5001, snd_una=1101)),
+    (st(T_TIMEWAIT, ms(12), CLI, SRV, old=FIN_WAIT2, new=TIME_WAIT,
+        snd_nxt=1102, rcv_nxt=5002, timeo_ms=60000),
+     dict(ts_ns=ms(12), type="timewait", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, state="FIN_WAIT2", tw_substate="TIME_WAIT",
+          timeo_ms=60000, snd_nxt=1102, rcv_nxt=5002)),
+    # IPv6, in another netns, an ISN that wraps, a comm needing escapes
+    (pkt(ms(13), V6C, V6S, DIR_OUT, SYN, 0xfffffff0, netns=NS2, cpu=3,
+         pid=77, comm=ODD_COMM),
+     dict(ts_ns=ms(13), type="packet", netns=NS2, family=6,
+          saddr="2001:db8::1", sport=50000, daddr="2001:db8::2",
+          dport=443, cpu=3, pid=77, comm='a"b\\c\x01\ufffd', dir="out",
+          flags="S", seq=0xfffffff0, ack=0, win=64240, len=0, rel_seq=0)),
+    (pkt(ms(14), V6S, V6C, DIR_IN, SYN | ACK, 7, 0xfffffff1, netns=NS2),
+     dict(ts_ns=ms(14), type="packet", netns=NS2, family=6,
+          saddr="2001:db8::2", sport=443, daddr="2001:db8::1",
+          dport=50000, cpu=0, pid=0, dir="in", flags="S.", seq=7,
+          ack=0xfffffff1, win=64240, len=0, rel_seq=0, rel_ack=1)),
+    (pkt(ms(15), V6C, V6S, DIR_OUT, PSH | ACK, 0x11, 8, plen=10,
+         netns=NS2),
+     dict(ts_ns=ms(15), type="packet", netns=NS2, family=6,
+          saddr="2001:db8::1", sport=50000, daddr="2001:db8::2",
+          dport=443, cpu=0, pid=0, dir="out", flags="P.", seq=0x11, ack=8,
+          win=64240, len=10, rel_seq=0x21, rel_ack=1)),
+    # ISNs learnt from a SYN-ACK retransmission alone
+    (record(T_SYNACK_RETRANSMIT, SYNACK.pack(9000, 3000, 2), ms(16), SRV,
+            CLI3, sock_id=99),
+     dict(ts_ns=ms(16), type="synack_retransmit", netns=NS1, family=4,
+          saddr="10.0.0.2", sport=8080, daddr="10.0.0.3", dport=41000,
+          cpu=0, pid=0, sock_id=99, snt_isn=9000, rcv_isn=3000,
+          num_retrans=2)),
+    (pkt(ms(17), CLI3, SRV, DIR_IN, ACK, 3001, 9001),
+     dict(ts_ns=ms(17), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.3", sport=41000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, dir="in", flags=".", seq=3001, ack=9001,
+          win=64240, len=0, rel_seq=1, rel_ack=1)),
+    (st(T_RESET_SENT, ms(18), SRV, CLI3, old=ESTABLISHED, snd_nxt=9001,
+        rcv_nxt=3001),
+     dict(ts_ns=ms(18), type="reset_sent", netns=NS1, family=4,
+          saddr="10.0.0.2", sport=8080, daddr="10.0.0.3", dport=41000,
+          cpu=0, pid=0, state="ESTABLISHED", snd_nxt=9001, rcv_nxt=3001)),
+    (st(T_RESET_RECEIVED, ms(19), CLI3, SRV, old=ESTABLISHED, snd_nxt=3001,
+        rcv_nxt=9001),
+     dict(ts_ns=ms(19), type="reset_received", netns=NS1, family=4,
+          saddr="10.0.0.3", sport=41000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, state="ESTABLISHED", snd_nxt=3001, rcv_nxt=9001)),
+    (st(T_DESTROY, ms(20), SRV, CLI3, old=CLOSE, snd_nxt=9001,
+        rcv_nxt=3001),
+     dict(ts_ns=ms(20), type="destroy", netns=NS1, family=4,
+          saddr="10.0.0.2", sport=8080, daddr="10.0.0.3", dport=41000,
+          cpu=0, pid=0, state="CLOSE", snd_nxt=9001, rcv_nxt=3001)),
+    # a new SYN on the first 4-tuple forgets the old ISNs
+    (pkt(ms(21), CLI, SRV, DIR_OUT, SYN, 777777),
+     dict(ts_ns=ms(21), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.1", sport=40000, daddr="10.0.0.2", dport=8080,
+          cpu=0, pid=0, dir="out", flags="S", seq=777777, ack=0,
+          win=64240, len=0, rel_seq=0)),
+    (pkt(ms(22), SRV, CLI, DIR_IN, RST | ACK, 0, 777778, win=0),
+     dict(ts_ns=ms(22), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.2", sport=8080, daddr="10.0.0.1", dport=40000,
+          cpu=0, pid=0, dir="in", flags="R.", seq=0, ack=777778, win=0,
+          len=0, rel_ack=1)),
+    (pkt(ms(23), ("10.0.0.5", 1234), ("10.0.0.6", 80), DIR_OUT,
+         SYN | ECE | CWR | URG, 42),
+     dict(ts_ns=ms(23), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.5", sport=1234, daddr="10.0.0.6", dport=80, cpu=0,
+          pid=0, dir="out", flags="SUEW", seq=42, ack=0, win=64240, len=0,
+          rel_seq=0)),
+    (pkt(ms(24), ("10.0.0.7", 1), ("10.0.0.8", 2), DIR_IN, 0, 5),
+     dict(ts_ns=ms(24), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.7", sport=1, daddr="10.0.0.8", dport=2, cpu=0,
+          pid=0, dir="in", flags="none", seq=5, ack=0, win=64240, len=0)),
+    (st(T_DESTROY, ms(25), ("fe80::1", 22), ("::ffff:10.1.2.3", 60000),
+        old=LAST_ACK, netns=NS2),
+     dict(ts_ns=ms(25), type="destroy", netns=NS2, family=6,
+          saddr="fe80::1", sport=22, daddr="::ffff:10.1.2.3", dport=60000,
+          cpu=0, pid=0, state="LAST_ACK", snd_nxt=0, rcv_nxt=0)),
+    # ECN SYN-ACK; a retransmitted SYN (same ISN) keeps the peer's ISN
+    (pkt(ms(26), ("10.0.0.6", 80), ("10.0.0.5", 1234), DIR_IN,
+         SYN | ACK | ECE, 100, 43),
+     dict(ts_ns=ms(26), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.6", sport=80, daddr="10.0.0.5", dport=1234, cpu=0,
+          pid=0, dir="in", flags="S.E", seq=100, ack=43, win=64240, len=0,
+          rel_seq=0, rel_ack=1)),
+    (pkt(ms(27), ("10.0.0.5", 1234), ("10.0.0.6", 80), DIR_OUT, SYN, 42),
+     dict(ts_ns=ms(27), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.5", sport=1234, daddr="10.0.0.6", dport=80, cpu=0,
+          pid=0, dir="out", flags="S", seq=42, ack=0, win=64240, len=0,
+          rel_seq=0)),
+    (pkt(ms(28), ("10.0.0.6", 80), ("10.0.0.5", 1234), DIR_IN,
+         FIN | PSH | ACK, 101, 43, plen=5),
+     dict(ts_ns=ms(28), type="packet", netns=NS1, family=4,
+          saddr="10.0.0.6", sport=80, daddr="10.0.0.5", dport=1234, cpu=0,
+          pid=0, dir="in", flags="FP.", seq=101, ack=43, win=64240, len=5,
+          rel_seq=1, rel_ack=1)),
+]
+
+INPUT = b"".join(r for r, _ in CASES)
+EXPECTED = [e for _, e in CASES if e is not None]
+
+# exact text lines for the same input
+EXPECTED_TEXT = [
+    "0.000000 net:[4026531840] out 10.0.0.1:40000 > 10.0.0.2:8080 [S] "
+    "seq 1000 (rel 0) win 64240 len 0 pid 321 (curl)",
+    "0.001000 net:[4026531840] state 10.0.0.1:40000 <-> 10.0.0.2:8080 "
+    "CLOSE -> SYN_SENT pid 321 (curl)",
+    "0.002000 net:[4026531840] retransmit 10.0.0.1:40000 <-> "
+    "10.0.0.2:8080 [S] seq 1000 (rel 0) end_seq 1001 (rel 1) state SYN_SENT",
+    "0.003000 net:[4026531840] in 10.0.0.2:8080 > 10.0.0.1:40000 [S.] "
+    "seq 5000 (rel 0) ack 1001 (rel 1) win 65160 len 0",
+    "0.004000 net:[4026531840] state 10.0.0.1:40000 <-> 10.0.0.2:8080 "
+    "SYN_SENT -> ESTABLISHED",
+    "0.005000 net:[4026531840] out 10.0.0.1:40000 > 10.0.0.2:8080 [.] "
+    "seq 1001 (rel 1) ack 5001 (rel 1) win 502 len 0",
+    "0.006000 net:[4026531840] out 10.0.0.1:40000 > 10.0.0.2:8080 [P.] "
+    "seq 1001 (rel 1) ack 5001 (rel 1) win 502 len 100 pid 321 (curl)",
+    "0.007000 *** LOST 123 records (cpu 2) ***",
+    "0.010000 net:[4026531840] out 10.0.0.1:40000 > 10.0.0.2:8080 [F.] "
+    "seq 1101 (rel 101) ack 5001 (rel 1) win 502 len 0",
+    "0.011000 net:[4026531840] state 10.0.0.1:40000 <-> 10.0.0.2:8080 "
+    "ESTABLISHED -> FIN_WAIT1",
+    "0.012000 net:[4026531840] timewait 10.0.0.1:40000 <-> 10.0.0.2:8080 "
+    "state FIN_WAIT2 substate TIME_WAIT timeo 60000ms "
+    "snd_nxt 1102 (rel 102) rcv_nxt 5002 (rel 2)",
+    "0.013000 net:[4026532000] out [2001:db8::1]:50000 > [2001:db8::2]:443 "
+    "[S] seq 4294967280 (rel 0) win 64240 len 0 pid 77 (a\"b\\c??)",
+    "0.014000 net:[4026532000] in [2001:db8::2]:443 > [2001:db8::1]:50000 "
+    "[S.] seq 7 (rel 0) ack 4294967281 (rel 1) win 64240 len 0",
+    "0.015000 net:[4026532000] out [2001:db8::1]:50000 > [2001:db8::2]:443 "
+    "[P.] seq 17 (rel 33) ack 8 (rel 1) win 64240 len 10",
+    "0.016000 net:[4026531840] synack_retransmit 10.0.0.2:8080 <-> "
+    "10.0.0.3:41000 #2 snt_isn 9000 rcv_isn 3000",
+    "0.017000 net:[4026531840] in 10.0.0.3:41000 > 10.0.0.2:8080 [.] "
+    "seq 3001 (rel 1) ack 9001 (rel 1) win 64240 len 0",
+    "0.018000 net:[4026531840] reset_sent 10.0.0.2:8080 <-> "
+    "10.0.0.3:41000 state ESTABLISHED snd_nxt 9001 (rel 1) "
+    "rcv_nxt 3001 (rel 1)",
+    "0.019000 net:[4026531840] reset_received 10.0.0.3:41000 <-> "
+    "10.0.0.2:8080 state ESTABLISHED snd_nxt 3001 (rel 1) "
+    "rcv_nxt 9001 (rel 1)",
+    "0.020000 net:[4026531840] destroy 10.0.0.2:8080 <-> 10.0.0.3:41000 "
+    "state CLOSE snd_nxt 9001 (rel 1) rcv_nxt 3001 (rel 1)",
+    "0.021000 net:[4026531840] out 10.0.0.1:40000 > 10.0.0.2:8080 [S] "
+    "seq 777777 (rel 0) win 64240 len 0",
+    "0.022000 net:[4026531840] in 10.0.0.2:8080 > 10.0.0.1:40000 [R.] "
+    "seq 0 ack 777778 (rel 1) win 0 len 0",
+    "0.023000 net:[4026531840] out 10.0.0.5:1234 > 10.0.0.6:80 [SUEW] "
+    "seq 42 (rel 0) win 64240 len 0",
+    "0.024000 net:[4026531840] in 10.0.0.7:1 > 10.0.0.8:2 [none] seq 5 "
+    "win 64240 len 0",
+    "0.025000 net:[4026532000] destroy [fe80::1]:22 <-> "
+    "[::ffff:10.1.2.3]:60000 state LAST_ACK snd_nxt 0 rcv_nxt 0",
+    "0.026000 net:[4026531840] in 10.0.0.6:80 > 10.0.0.5:1234 [S.E] "
+    "seq 100 (rel 0) ack 43 (rel 1) win 64240 len 0",
+    "0.027000 net:[4026531840] out 10.0.0.5:1234 > 10.0.0.6:80 [S] "
+    "seq 42 (rel 0) win 64240 len 0",
+    "0.028000 net:[4026531840] in 10.0.0.6:80 > 10.0.0.5:1234 [FP.] "
+    "seq 101 (rel 1) ack 43 (rel 1) win 64240 len 5",
+]
+
+NOT_LOADED = ("tcptracectl: tcptrace module not loaded: "
+              "insmod module/tcptrace.ko\n")
+
+passed = 0
+failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok   " + name)
+    else:
+        failed += 1
+        print("FAIL " + name + (": " + detail if detail else ""))
+
+
+def run(args, env=None, data=None, timeout=20, **kw):
+    full_env = dict(os.environ)
+    full_env.pop("TCPTRACE_DEVICE", None)
+    full_env.update(env or {})
+    return subprocess.run([TOOL] + args, input=data, capture_output=True,
+                          env=full_env, timeout=timeout, **kw)
+
+
+def write_input(tmp, name, data):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def json_lines(out):
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+def diff_objs(got, exp):
+    for i, (g, e) in enumerate(zip(got, exp)):
+        if g != e:
+            keys = sorted(set(g) | set(e))
+            bad = {k: (g.get(k), e.get(k)) for k in keys
+                   if g.get(k) != e.get(k)}
+            return "record %d differs (got, expected): %r" % (i, bad)
+    if len(got) != len(exp):
+        return "got %d objects, expected %d" % (len(got), len(exp))
+    return ""
+
+
+def test_json(tmp, path):
+    p = run(["watch", "--json", "-i", path])
+    check("json: exit 0", p.returncode == 0, p.stderr.decode())
+    got = json_lines(p.stdout)
+    check("json: every value exact", got == EXPECTED, diff_objs(got, EXPECTED))
+    err = p.stderr.decode().splitlines()
+    check("json: unknown type and newer version skipped, one warning",
+          len(err) == 1 and err[0].startswith("tcptracectl: warning: ")
+          and "type 42" in err[0] and "len 256" in err[0], repr(err))
+    raw = p.stdout.decode()
+    check("json: comm escapes", '"comm":"a\\"b\\\\c\\u0001\\ufffd"' in raw,
+          raw.splitlines()[12] if len(raw.splitlines()) > 12 else raw)
+    check("json: sock_id is a plain number",
+          '"sock_id":18364758544493064720' in raw)
+    lines = raw.splitlines()
+    check("json: key order starts with ts_ns, type",
+          all(line.startswith('{"ts_ns":') and ',"type":"' in line
+              for line in lines))
+    # -T does not change JSON
+    p2 = run(["watch", "--json", "-T", "-i", path])
+    check("json: -T leaves JSON alone", p2.stdout == p.stdout)
+    # stdin input
+    p3 = run(["watch", "--json", "-i", "-"], data=INPUT)
+    check("json: -i - reads stdin", p3.returncode == 0 and
+          p3.stdout == p.stdout, p3.stderr.decode())
+
+
+def test_text(tmp, path):
+    p = run(["watch", "-i", path])
+    check("text: exit 0", p.returncode == 0, p.stderr.decode())
+    got = p.stdout.decode().splitlines()
+    bad = [(g, e) for g, e in zip(got, EXPECTED_TEXT) if g != e]
+    check("text: line count", len(got) == len(EXPECTED_TEXT),
+          "%d != %d" % (len(got), len(EXPECTED_TEXT)))
+    check("text: lines exact", not bad,
+          "\n  got:      %s\n  expected: %s" % bad[0] if bad else "")
+    p = run(["watch", "-T", "-i", path])
+    got = p.stdout.decode().splitlines()
+    check("text: -T absolute CLOCK_MONOTONIC time",
+          len(got) == len(EXPECTED_TEXT) and
+          got[0].startswith("5.000000000 net:[4026531840] out ") and
+          got[3].startswith("5.003000000 "), got[0] if got else "")
+
+
+def count_types(out):
+    return [(o["type"], o.get("sport"), o.get("dport"))
+            for o in json_lines(out)]
+
+
+def test_filters(tmp, path):
+    def sel(args):
+        p = run(["watch", "--json", "-i", path] + args)
+        if p.returncode != 0:
+            return None
+        return [(o["ts_ns"] - T0) // 1_000_000 for o in json_lines(p.stdout)]
+
+    check("filter -p 443", sel(["-p", "443"]) == [7, 13, 14, 15],
+          repr(sel(["-p", "443"])))
+    check("filter -p repeated", sel(["-p", "443", "--port", "80"]) ==
+          [7, 13, 14, 15, 23, 26, 27, 28],
+          repr(sel(["-p", "443", "--port", "80"])))
+    check("filter -6", sel(["-6"]) == [7, 13, 14, 15, 25], repr(sel(["-6"])))
+    check("filter -4", sel(["-4"]) == [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12,
+                                       16, 17, 18, 19, 20, 21, 22, 23, 24,
+                                       26, 27, 28],
+          repr(sel(["-4"])))
+    check("filter -4 -6 is everything", sel(["-4", "-6"]) ==
+          [(e["ts_ns"] - T0) // 1_000_000 for e in EXPECTED])
+    check("filter -n", sel(["-n", str(NS2)]) == [7, 13, 14, 15, 25],
+          repr(sel(["-n", str(NS2)])))
+    check("filter -n repeated", sel(["-n", "1", "--netns", str(NS2)]) ==
+          [7, 13, 14, 15, 25])
+    check("filter --lport (in: dport is local)", sel(["-L", "8080"]) ==
+          [7, 16, 17, 18, 20], repr(sel(["-L", "8080"])))
+    check("filter --rport (in: sport is remote)", sel(["--rport", "8080"]) ==
+          [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 19, 21, 22],
+          repr(sel(["--rport", "8080"])))
+    check("filters combine with AND", sel(["-6", "-p", "8080"]) == [7])
+    check("-c stops after N printed", sel(["-c", "3"]) == [0, 1, 2])
+    check("-c counts filtered records", sel(["-p", "443", "-c", "2"]) ==
+          [7, 13])
+    p = run(["watch", "-c", "2", "-i", path])
+    check("-c in text mode", len(p.stdout.decode().splitlines()) == 2)
+
+
+def test_many_connections(tmp):
+    """ISN tracking is bounded: old connections are evicted, new ones kept."""
+    n = 20000
+    syns, acks = [], []
+    for i in range(n):
+        c = ("10.%d.%d.1" % (i >> 8, i & 255), 30000)
+        syns.append(pkt(i, c, SRV, DIR_IN, SYN, i * 7))
+        acks.append(pkt(n + i, c, SRV, DIR_IN, ACK, i * 7 + 1, 1))
+    path = write_input(tmp, "many.bin", b"".join(syns + acks))
+    p = run(["watch", "--json", "-p", "8080", "-i", path])
+    objs = json_lines(p.stdout)[n:] if p.returncode == 0 else []
+    first = sum("rel_seq" in o for o in objs[:1000])
+    last = sum(o.get("rel_seq") == 1 for o in objs[-1000:])
+    check("many connections: recent ISNs kept", len(objs) == n and
+          last == 1000, "%d objects, %d of the last 1000" % (len(objs), last))
+    check("many connections: old ISNs evicted", first < 1000,
+          "%d of the first 1000 kept" % first)
+
+
+def test_records_errors(tmp):
+    good = CASES[0][0]
+    short = bytearray(good)
+    short[0:2] = struct.pack("=H", 100)
+    p = run(["watch", "-i", write_input(tmp, "short.bin", good + short)])
+    err = p.stderr.decode()
+    check("len < 128 is an error", p.returncode == 1 and
+          err == "tcptracectl: malformed record at input offset 128: "
+          "len 100, version 1\n", repr(err))
+    check("records before a bad one are printed",
+          len(p.stdout.decode().splitlines()) == 1)
+    v0 = bytearray(good)
+    v0[2] = 0
+    p = run(["watch", "--json", "-i", write_input(tmp, "v0.bin", bytes(v0))])
+    check("version 0 is an error", p.returncode == 1 and
+          "malformed record" in p.stderr.decode() and not p.stdout)
+    p = run(["watch", "-i", write_input(tmp, "trunc.bin", good + good[:60])])
+    check("truncated input is an error", p.returncode == 1 and
+          "truncated record at input offset 128" in p.stderr.decode(),
+          p.stderr.decode())
+    big = record(77, bytes(40), 1, CLI, SRV, length=60000) + good
+    p = run(["watch", "--json", "-i", write_input(tmp, "big.bin", big)])
+    check("a 60000-byte unknown record is skipped", p.returncode == 0 and
+          len(json_lines(p.stdout)) == 1, p.stderr.decode())
+    p = run(["watch", "-i", write_input(tmp, "empty.bin", b"")])
+    check("empty input", p.returncode == 0 and not p.stdout and not p.stderr)
+    p = run(["watch", "-i", os.path.join(tmp, "missing.bin")])
+    check("missing input file", p.returncode == 1 and
+          p.stderr.decode().startswith("tcptracectl: cannot open "))
+
+
+def test_cli_errors(tmp):
+    env = {"TCPTRACE_DEVICE": "/nonexistent"}
+    for cmd in (["watch"], ["stats"], ["clear"], ["watch", "-p", "80"]):
+        p = run(cmd, env=env)
+        check("not loaded: %s" % " ".join(cmd), p.returncode == 1 and
+              p.stderr.decode() == NOT_LOADED, repr(p.stderr))
+    p = run(["version"], env=env)
+    check("not loaded: version", p.returncode == 1 and
+          p.stderr.decode() == NOT_LOADED and
+          p.stdout.decode().startswith("tcptracectl 0.1.0 "))
+    p = run(["stats"], env={"TCPTRACE_DEVICE": "/dev/null"})
+    check("not a tcptrace device", p.returncode == 1 and
+          p.stderr.decode().startswith("tcptracectl: /dev/null: "
+                                       "TCPTRACE_IOC_VERSION failed: "),
+          p.stderr.decode())
+
+    noperm = os.path.join(tmp, "noperm")
+    with open(noperm, "w"):
+        pass
+    os.chmod(noperm, 0)
+    kw = {}
+    if os.geteuid() == 0:
+        os.chmod(tmp, 0o755)
+        kw["preexec_fn"] = lambda: (os.setgid(65534), os.setuid(65534))
+    p = run(["stats"], env={"TCPTRACE_DEVICE": noperm}, **kw)
+    check("permission denied", p.returncode == 1 and p.stderr.decode() ==
+          "tcptracectl: permission denied opening %s: run as root "
+          "(needs CAP_NET_ADMIN)\n" % noperm, p.stderr.decode())
+
+    usage = [
+        (["watch", "--bogus"], "--bogus"),
+        (["watch", "-x"], "-x"),
+        (["--bogus"], "--bogus"),
+        (["frobnicate"], "frobnicate"),
+        ([], "missing command"),
+        (["watch", "extra"], "extra"),
+        (["watch", "-p"], "requires an argument"),
+        (["watch", "--port"], "requires an argument"),
+        (["watch", "-p", "0"], "--port"),
+        (["watch", "-p", "65536"], "--port"),
+        (["watch", "-p", "http"], "--port"),
+        (["watch", "-p", "-1"], "--port"),
+        (["watch", "-p", "80x"], "--port"),
+        (["watch", "--port="], "--port"),
+        (["watch", "-L", "0"], "--lport"),
+        (["watch", "-D", "99999"], "--rport"),
+        (["watch", "-n", "abc"], "--netns"),
+        (["watch", "-n", "4294967296"], "--netns"),
+        (["watch", "-c", "-5"], "--count"),
+        (["watch", "-c", "0"], "--count"),
+        (["watch", "-c", "ten"], "--count"),
+        (["watch", "--duration", "0"], "--duration"),
+        (["watch", "--duration", "-1"], "--duration"),
+        (["watch", "--duration", "soon"], "--duration"),
+        (["stats", "--bogus"], "--bogus"),
+        (["stats", "extra"], "extra"),
+        (["clear", "--json"], "--json"),
+        (["help", "nope"], "nope"),
+    ]
+    for args, needle in usage:
+        p = run(args, env=env)
+        err = p.stderr.decode()
+        check("usage error %r" % args, p.returncode == 2 and
+              err.startswith("tcptracectl: ") and needle in err and
+              err.count("\n") == 1 and not p.stdout, "rc %d %r" %
+              (p.returncode, err))
+
+
+def test_help():
+    for args in (["--help"], ["-h"], ["help"]):
+        p = run(args)
+        out = p.stdout.decode()
+        check("help %r" % args, p.returncode == 0 and "EXAMPLES" in out and
+              "tcptracectl watch --json -c 20 > out.jsonl" in out and
+              "TCPTRACE_DEVICE" in out and not p.stderr)
+    for args in (["watch", "--help"], ["watch", "-h"], ["help", "watch"]):
+        p = run(args)
+        out = p.stdout.decode()
+        check("help %r" % args, p.returncode == 0 and "EXAMPLES" in out and
+              "tcptracectl watch -p 8080" in out and "--duration" in out and
+              "[ADDR]:PORT" in out and "rel_seq" in out)
+    for cmd in ("stats", "clear", "version"):
+        p = run([cmd, "--help"], env={"TCPTRACE_DEVICE": "/nonexistent"})
+        check("help %s" % cmd, p.returncode == 0 and
+              "EXAMPLES" in p.stdout.decode())
+    p = run(["--version"], env={"TCPTRACE_DEVICE": "/nonexistent"})
+    check("--version needs no device", p.returncode == 0 and
+          p.stdout.decode() == "tcptracectl 0.1.0 (ABI version 1, "
+          "record version 1)\n")
+
+
+# --- the device paths, with a FIFO and tests/fakedev.so -------------------
+
+class FakeDevice:
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "tcptrace.fifo")
+        os.mkfifo(self.path)
+        # Held open for writing, so that the tool's open() never blocks.
+        self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        self.env = {"TCPTRACE_DEVICE": self.path, "LD_PRELOAD": FAKEDEV}
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def close(self):
+        os.close(self.fd)
+
+
+def read_line(proc, timeout=5.0):
+    """Reads one line from proc.stdout without blocking past timeout."""
+    buf = b""
+    end = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        c = os.read(fd, 1)
+        if not c:
+            return None
+        buf += c
+    return buf.decode()
+
+
+def spawn(args, env):
+    full_env = dict(os.environ)
+    full_env.update(env)
+    return subprocess.Popen([TOOL] + args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=full_env)
+
+
+def test_device(tmp):
+    dev = FakeDevice(tmp)
+    try:
+        p = run(["stats"], env=dict(dev.env, TCPTRACE_FAKE_ABI="2"))
+        check("ABI mismatch", p.returncode == 1 and p.stderr.decode() ==
+              "tcptracectl: ABI version mismatch: module has 2, "
+              "tcptracectl expects 1\n", p.stderr.decode())
+        p = run(["watch", "--duration", "5"],
+                env=dict(dev.env, TCPTRACE_FAKE_ABI="0"))
+        check("ABI mismatch before watching", p.returncode == 1 and
+              "module has 0" in p.stderr.decode())
+
+        p = run(["version"], env=dev.env)
+        check("version", p.returncode == 0 and p.stdout.decode() ==
+              "tcptracectl 0.1.0 (ABI version 1, record version 1)\n"
+              "module ABI version 1\n", p.stdout.decode())
+
+        p = run(["stats"], env=dev.env)
+        exp = ("abi_version: 1\nnr_cpus: 4\nring_records: 4096\n"
+               "events: 1234\ndrops: 5\nmalformed: 6\nexpect_evictions: 7\n"
+               "queued: 8\nper_type:\n  packet: 101\n  state: 102\n"
+               "  synack_retransmit: 103\n  retransmit: 104\n"
+               "  reset_sent: 105\n  reset_received: 106\n"
+               "  timewait: 107\n  destroy: 108\n  lost: 109\n"
+               "  type_12: 3\n")
+        check("stats text", p.returncode == 0 and p.stdout.decode() == exp,
+              p.stdout.decode() + p.stderr.decode())
+        p = run(["stats", "--json"], env=dev.env)
+        try:
+            obj = json.loads(p.stdout)
+        except ValueError:
+            obj = None
+        check("stats --json", p.returncode == 0 and obj == {
+            "abi_version": 1, "nr_cpus": 4, "ring_records": 4096,
+            "events": 1234, "drops": 5, "malformed": 6,
+            "expect_evictions": 7, "queued": 8,
+            "per_type": {"packet": 101, "state": 102,
+                         "synack_retransmit": 103, "retransmit": 104,
+                         "reset_sent": 105, "reset_received": 106,
+                         "timewait": 107, "destroy": 108, "lost": 109,
+                         "type_12": 3}}, p.stdout.decode())
+
+        log = os.path.join(tmp, "fake.log")
+        p = run(["clear"], env=dict(dev.env, TCPTRACE_FAKE_LOG=log))
+        check("clear issues TCPTRACE_IOC_CLEAR", p.returncode == 0 and
+              not p.stdout and os.path.exists(log) and
+              open(log).read() == "clear\n")
+
+        # --duration ends a watch without any traffic
+        t = time.monotonic()
+        p = run(["watch", "--duration", "0.5"], env=dev.env, timeout=10)
+        dt = time.monotonic() - t
+        check("--duration with no traffic", p.returncode == 0 and
+              not p.stdout and 0.45 <= dt < 5, "rc %d, %.2fs, %r" %
+              (p.returncode, dt, p.stderr))
+
+        # live output through a pipe, then SIGINT
+        proc = spawn(["watch"], dev.env)
+        time.sleep(0.2)
+        dev.write(CASES[0][0])
+        line1 = read_line(proc)
+        # a record split across writes
+        dev.write(CASES[3][0][:50])
+        time.sleep(0.1)
+        dev.write(CASES[3][0][50:])
+        line2 = read_line(proc)
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        check("watch: lines arrive live through a pipe",
+              line1 == EXPECTED_TEXT[0] + "\n", repr(line1))
+        check("watch: record split across reads",
+              line2 is not None and line2.startswith("0.003000 ") and
+              "[S.] seq 5000 (rel 0) ack 1001 (rel 1)" in line2, repr(line2))
+        check("watch: SIGINT exits 0", rc == 0 and not err,
+              "rc %r %r" % (rc, err))
+
+        proc = spawn(["watch", "--json"], dev.env)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = None
+        proc.stdout.close()
+        proc.stderr.close()
+        check("watch: SIGTERM exits 0", rc == 0, "rc %r" % rc)
+
+        proc = spawn(["watch", "--json", "-c", "2"], dev.env)
+        dev.write(CASES[0][0] + CASES[1][0] + CASES[2][0])
+        try:
+            out, err = proc.communicate(timeout=5)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            rc = None
+        check("watch: -c 2 from the device", rc == 0 and
+              json_lines(out) == EXPECTED[:2], "rc %r %r" % (rc, err))
+    finally:
+        dev.close()
+
+
+def main():
+    if not os.access(TOOL, os.X_OK):
+        print("FAIL no executable at %s" % TOOL)
+        print("0 passed, 1 failed")
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_input(tmp, "trace.bin", INPUT)
+        test_json(tmp, path)
+        test_text(tmp, path)
+        test_filters(tmp, path)
+        test_records_errors(tmp)
+        test_many_connections(tmp)
+        test_cli_errors(tmp)
+        test_help()
+        if FAKEDEV:
+            test_device(tmp)
+        else:
+            print("skip device tests: no fakedev.so given")
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

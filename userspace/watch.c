@@ -90,7 +90,7 @@ void usage_watch(FILE *out)
 "where 'ack' is shown only with ACK set, each line followed by\n"
 "' pid PID (COMM)' when the record names a task.  Addresses are\n"
 "ADDR:PORT for IPv4 and [ADDR]:PORT for IPv6; FLAGS are tcpdump's letters\n"
-"F S R P U E W then '.' for ACK ('none' when no flag is set); state changes\n"
+"F S R P . U E W, '.' being ACK ('none' when no flag is set); state changes\n"
 "read 'OLD -> NEW' with the kernel's state names.  Relative numbers ('rel')\n"
 "count from each side's ISN (its SYN has seq 0), once the SYN, the SYN-ACK\n"
 "or a SYN-ACK retransmission of the connection has been seen.\n"

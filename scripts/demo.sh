@@ -61,7 +61,10 @@ for _ in range(2):
 s.close()
 PY
 srv_pid=$!
-sleep 1
+for _ in $(seq 100); do
+	ip netns exec demo_srv ss -Hltn 'sport = :8080' | grep -q . && break
+	sleep 0.1
+done
 
 ip netns exec demo_cli python3 - <<'PY'
 import socket, time

@@ -27,6 +27,8 @@ static void usage(FILE *out)
 "  watch     print records as they arrive (text or JSON Lines)\n"
 "  stats     print the module's counters\n"
 "  clear     discard queued records and zero the module's counters\n"
+"  tune      show or set the sysctls that shape handshakes and teardowns,\n"
+"            in this or another network namespace\n"
 "  version   print the version of tcptracectl and the module's ABI version\n"
 "  help [COMMAND]  print this help, or the help of COMMAND\n"
 "\n"
@@ -40,7 +42,9 @@ static void usage(FILE *out)
 "and it has one reader at a time.\n"
 "\n"
 "Environment:\n"
-"  TCPTRACE_DEVICE  path of the device to open instead of " TCPTRACE_DEVICE "\n"
+"  TCPTRACE_DEVICE       path of the device to open instead of\n"
+"                        " TCPTRACE_DEVICE "\n"
+"  TCPTRACE_SYSCTL_ROOT  directory 'tune' uses instead of /proc/sys\n"
 "\n"
 "Exit status: 0 on success, 1 on runtime errors, 2 on usage errors.\n"
 "\n"
@@ -48,7 +52,8 @@ static void usage(FILE *out)
 "  " PROG " watch -p 8080\n"
 "  " PROG " watch --json -c 20 > out.jsonl\n"
 "  " PROG " stats\n"
-"  " PROG " clear\n");
+"  " PROG " clear\n"
+"  " PROG " tune --synack-retries 2\n");
 }
 
 static void usage_version(FILE *out)
@@ -249,6 +254,7 @@ static const struct command {
 	{ "watch", cmd_watch, usage_watch },
 	{ "stats", cmd_stats, usage_stats },
 	{ "clear", cmd_clear, usage_clear },
+	{ "tune", cmd_tune, usage_tune },
 	{ "version", cmd_version, usage_version },
 };
 

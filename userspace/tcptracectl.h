@@ -72,9 +72,11 @@ int bad_option(const char *cmd, int opt, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_clear(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 void usage_watch(FILE *out);
 void usage_stats(FILE *out);
 void usage_clear(FILE *out);
+void usage_tune(FILE *out);
 
 /* format.c */
 

@@ -735,6 +735,350 @@ def test_device(tmp):
         dev.close()
 
 
+# --- tune, against a fake /proc/sys in TCPTRACE_SYSCTL_ROOT ---------------
+
+# (file, directory, initial value), in the order tune prints them
+SYSCTLS = [
+    ("tcp_synack_retries", "net/ipv4", 5),
+    ("tcp_syn_retries", "net/ipv4", 6),
+    ("somaxconn", "net/core", 4096),
+    ("tcp_max_syn_backlog", "net/ipv4", 128),
+    ("tcp_abort_on_overflow", "net/ipv4", 0),
+    ("tcp_syncookies", "net/ipv4", 1),
+    ("tcp_fin_timeout", "net/ipv4", 60),
+]
+# option, file, allowed range
+TUNE_OPTS = [
+    ("--synack-retries", "tcp_synack_retries", (0, 255)),
+    ("--syn-retries", "tcp_syn_retries", (1, 127)),
+    ("--somaxconn", "somaxconn", (0, 2147483647)),
+    ("--max-syn-backlog", "tcp_max_syn_backlog", (1, 2147483647)),
+    ("--abort-on-overflow", "tcp_abort_on_overflow", (0, 1)),
+]
+INITIAL = {name: val for name, _, val in SYSCTLS}
+NOBODY = 65534
+
+
+class FakeSysctl:
+    """A tree of sysctl files in the layout of /proc/sys."""
+
+    def __init__(self, tmp, name):
+        self.root = os.path.join(tmp, name)
+        self.dirs = {}
+        for sysctl, subdir, val in SYSCTLS:
+            os.makedirs(os.path.join(self.root, subdir), exist_ok=True)
+            self.dirs[sysctl] = subdir
+            with open(self.path(sysctl), "w") as f:
+                f.write("%d\n" % val)
+        self.env = {"TCPTRACE_SYSCTL_ROOT": self.root}
+
+    def path(self, sysctl):
+        return os.path.join(self.root, self.dirs[sysctl], sysctl)
+
+    def snapshot(self):
+        """The content of each file (the kind, when not a regular file)."""
+        snap = {}
+        for sysctl in self.dirs:
+            path = self.path(sysctl)
+            if os.path.islink(path) or not os.path.isfile(path):
+                snap[sysctl] = "link" if os.path.islink(path) else "dir"
+            else:
+                with open(path, "rb") as f:
+                    snap[sysctl] = f.read()
+        return snap
+
+    def values(self):
+        return {k: int(v) for k, v in self.snapshot().items()}
+
+
+def tune(fake, args, **kw):
+    return run(["tune"] + args, env=fake.env, **kw)
+
+
+def test_tune_show(tmp):
+    fake = FakeSysctl(tmp, "show")
+    p = tune(fake, [])
+    exp = "".join("%s: %d\n" % (n, v) for n, _, v in SYSCTLS)
+    check("tune: prints every value", p.returncode == 0 and
+          p.stdout.decode() == exp and not p.stderr,
+          repr(p.stdout) + repr(p.stderr))
+    for opt in ("--json", "-j"):
+        p = tune(fake, [opt])
+        try:
+            obj = json.loads(p.stdout)
+        except ValueError:
+            obj = None
+        check("tune %s: one JSON object" % opt, p.returncode == 0 and
+              obj == INITIAL and p.stdout.count(b"\n") == 1 and
+              list(obj) == [n for n, _, _ in SYSCTLS], repr(p.stdout))
+    with open(fake.path("tcp_fin_timeout"), "w") as f:
+        f.write("-1\n")
+    with open(fake.path("somaxconn"), "w") as f:
+        f.write("2147483647\n")
+    p = tune(fake, [])
+    check("tune: negative and large values read back",
+          p.returncode == 0 and "tcp_fin_timeout: -1\n" in p.stdout.decode()
+          and "somaxconn: 2147483647\n" in p.stdout.decode(),
+          p.stdout.decode())
+    with open(fake.path("tcp_syncookies"), "w") as f:
+        f.write("1 2\n")
+    p = tune(fake, [])
+    check("tune: a file that is not one integer is an error",
+          p.returncode == 1 and not p.stdout and p.stderr.decode() ==
+          "tcptracectl: cannot read %s: not an integer\n" %
+          fake.path("tcp_syncookies"), p.stderr.decode())
+    p = run(["tune"], env={"TCPTRACE_SYSCTL_ROOT":
+                           os.path.join(tmp, "missing")})
+    check("tune: missing sysctl root", p.returncode == 1 and not p.stdout and
+          p.stderr.decode() == "tcptracectl: cannot read %s: No such file "
+          "or directory\n" % os.path.join(tmp, "missing", "net", "ipv4",
+                                          "tcp_synack_retries"),
+          p.stderr.decode())
+
+
+def test_tune_set(tmp):
+    fake = FakeSysctl(tmp, "set")
+    p = tune(fake, ["--abort-on-overflow", "1", "--max-syn-backlog", "16",
+                    "--somaxconn", "16", "--syn-retries", "3",
+                    "--synack-retries", "2"])
+    check("tune: old -> new for each, in a fixed order",
+          p.returncode == 0 and not p.stderr and p.stdout.decode() ==
+          "tcp_synack_retries: 5 -> 2\ntcp_syn_retries: 6 -> 3\n"
+          "somaxconn: 4096 -> 16\ntcp_max_syn_backlog: 128 -> 16\n"
+          "tcp_abort_on_overflow: 0 -> 1\n",
+          repr(p.stdout) + repr(p.stderr))
+    snap = fake.snapshot()
+    check("tune: the files are written", snap == dict(
+        INITIAL, tcp_synack_retries=b"2\n", tcp_syn_retries=b"3\n",
+        somaxconn=b"16\n", tcp_max_syn_backlog=b"16\n",
+        tcp_abort_on_overflow=b"1\n", tcp_syncookies=b"1\n",
+        tcp_fin_timeout=b"60\n"), repr(snap))
+
+    fake = FakeSysctl(tmp, "set-one")
+    p = tune(fake, ["--somaxconn=1024"])
+    exp = {k: v for k, v in INITIAL.items()}
+    exp["somaxconn"] = 1024
+    check("tune: only the values given are written", p.returncode == 0 and
+          p.stdout.decode() == "somaxconn: 4096 -> 1024\n" and
+          fake.values() == exp, repr(p.stdout))
+    p = tune(fake, ["--json", "--somaxconn", "64", "--synack-retries", "1"])
+    try:
+        obj = json.loads(p.stdout)
+    except ValueError:
+        obj = None
+    check("tune --json when writing", p.returncode == 0 and obj == {
+        "tcp_synack_retries": {"old": 5, "new": 1},
+        "somaxconn": {"old": 1024, "new": 64}} and
+        p.stdout.count(b"\n") == 1, repr(p.stdout))
+    p = tune(fake, ["--synack-retries", "1"])
+    check("tune: writing the same value", p.returncode == 0 and
+          p.stdout.decode() == "tcp_synack_retries: 1 -> 1\n")
+
+    for opt, name, (lo, hi) in TUNE_OPTS:
+        for val in (lo, hi):
+            fake = FakeSysctl(tmp, "bound")
+            p = tune(fake, [opt, str(val)])
+            exp = dict(INITIAL)
+            exp[name] = val
+            check("tune %s %d: the bound is allowed" % (opt, val),
+                  p.returncode == 0 and fake.values() == exp and
+                  p.stdout.decode() == "%s: %d -> %d\n" %
+                  (name, INITIAL[name], val), p.stderr.decode())
+
+
+def test_tune_bad_values(tmp):
+    fake = FakeSysctl(tmp, "bad")
+    before = fake.snapshot()
+    bad_range = [
+        ("--synack-retries", "256"), ("--synack-retries", "300"),
+        ("--synack-retries", "-1"), ("--syn-retries", "0"),
+        ("--syn-retries", "128"), ("--syn-retries", "-3"),
+        ("--somaxconn", "-1"), ("--somaxconn", "2147483648"),
+        ("--max-syn-backlog", "0"), ("--max-syn-backlog", "-5"),
+        ("--max-syn-backlog", "-2147483648"),
+        ("--max-syn-backlog", "2147483648"),
+        ("--abort-on-overflow", "2"), ("--abort-on-overflow", "-1"),
+        ("--somaxconn", "99999999999999999999"),
+        ("--syn-retries", "-99999999999999999999"),
+    ]
+    ranges = {opt: (name, r) for opt, name, r in TUNE_OPTS}
+    for opt, val in bad_range:
+        name, (lo, hi) = ranges[opt]
+        # a good value first: it must not be written either
+        good = (["--synack-retries", "1"] if opt != "--synack-retries"
+                else ["--syn-retries", "2"])
+        for args in ([opt, val], good + [opt, val], [opt, val] + good):
+            p = tune(fake, args)
+            check("tune %s: out of range" % " ".join(args),
+                  p.returncode == 2 and not p.stdout and p.stderr.decode() ==
+                  "tcptracectl: %s %s: out of range %d..%d (%s)\n" %
+                  (opt, val, lo, hi, name) and fake.snapshot() == before,
+                  "rc %d %r" % (p.returncode, p.stderr))
+    for opt, name, (lo, hi) in TUNE_OPTS:
+        for val in ("", "12abc", "+", "+5", " 5", "5 ", "0x10", "1e3", "-",
+                    "abc", "1.5", "٣"):
+            p = tune(fake, ["--synack-retries", "1", opt, val])
+            err = p.stderr.decode()
+            check("tune %s %r: not a number" % (opt, val),
+                  p.returncode == 2 and not p.stdout and
+                  err.startswith("tcptracectl: %s " % opt) and name in err
+                  and "%d..%d" % (lo, hi) in err and err.count("\n") == 1
+                  and fake.snapshot() == before,
+                  "rc %d %r" % (p.returncode, err))
+    p = tune(fake, ["--syn-retries=", "--somaxconn", "1"])
+    check("tune --syn-retries= (empty)", p.returncode == 2 and
+          p.stderr.decode() == "tcptracectl: --syn-retries '': not a "
+          "decimal integer, expected 1..127 (tcp_syn_retries)\n" and
+          fake.snapshot() == before, p.stderr.decode())
+
+    usage = [
+        (["tune", "extra"], "extra"),
+        (["tune", "--bogus"], "--bogus"),
+        (["tune", "-x"], "-x"),
+        (["tune", "--somaxconn"], "requires an argument"),
+        (["tune", "--netns"], "requires an argument"),
+        (["tune", "--netns-pid", "0"], "--netns-pid"),
+        (["tune", "--netns-pid", "-1"], "--netns-pid"),
+        (["tune", "--netns-pid", "init"], "--netns-pid"),
+        (["tune", "--netns-pid", "2147483648"], "--netns-pid"),
+        (["tune", "--netns", "a/b"], "a/b"),
+        (["tune", "--netns", ".."], ".."),
+        (["tune", "--netns", ""], "--netns"),
+        (["tune", "--netns", "x", "--netns-pid", "1"], "--netns-pid"),
+        (["tune", "--netns-pid", "1", "--netns", "x", "--somaxconn", "1"],
+         "cannot be used together"),
+    ]
+    for args, needle in usage:
+        p = run(args, env=fake.env)
+        err = p.stderr.decode()
+        check("tune: usage error %r" % args[1:], p.returncode == 2 and
+              err.startswith("tcptracectl: ") and needle in err and
+              err.count("\n") == 1 and not p.stdout and
+              fake.snapshot() == before, "rc %d %r" % (p.returncode, err))
+
+
+def as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def unwritable(tmp, fake, sysctl):
+    """Makes one file of @fake readable but not writable by the tool;
+    returns the keywords to run it with."""
+    path = fake.path(sysctl)
+    if os.geteuid() != 0:
+        os.chmod(path, 0o444)
+        return {}
+    # root writes through any mode: run the tool as nobody, owner of all
+    # the other files
+    os.chmod(tmp, 0o755)
+    for dirpath, dirnames, filenames in os.walk(fake.root):
+        for n in dirnames + filenames:
+            os.chown(os.path.join(dirpath, n), NOBODY, NOBODY)
+    os.chown(path, 0, 0)
+    return {"preexec_fn": as_nobody}
+
+
+def test_tune_failures(tmp):
+    # nothing to roll back: the first write fails
+    fake = FakeSysctl(tmp, "perm")
+    before = fake.snapshot()
+    kw = unwritable(tmp, fake, "tcp_synack_retries")
+    p = tune(fake, ["--synack-retries", "2", "--somaxconn", "16"], **kw)
+    check("tune: permission denied", p.returncode == 1 and not p.stdout and
+          p.stderr.decode() == "tcptracectl: permission denied writing "
+          "%s: run as root\n" % fake.path("tcp_synack_retries") and
+          fake.snapshot() == before, p.stderr.decode())
+    p = tune(fake, [], **kw)
+    check("tune: reading needs no permission to write", p.returncode == 0 and
+          p.stdout.decode().startswith("tcp_synack_retries: 5\n"))
+
+    # the fourth write fails: the three before it are undone, last first
+    fake = FakeSysctl(tmp, "rollback")
+    before = fake.snapshot()
+    kw = unwritable(tmp, fake, "tcp_max_syn_backlog")
+    p = tune(fake, ["--synack-retries", "2", "--syn-retries", "3",
+                    "--somaxconn", "16", "--max-syn-backlog", "16",
+                    "--abort-on-overflow", "1"], **kw)
+    check("tune: a failed write rolls back the earlier ones",
+          p.returncode == 1 and not p.stdout and p.stderr.decode() ==
+          "tcptracectl: permission denied writing %s: run as root\n"
+          "tcptracectl: rolled back somaxconn to 4096\n"
+          "tcptracectl: rolled back tcp_syn_retries to 6\n"
+          "tcptracectl: rolled back tcp_synack_retries to 5\n" %
+          fake.path("tcp_max_syn_backlog"), p.stderr.decode())
+    snap = fake.snapshot()
+    check("tune: every file is back as it was", snap == before,
+          "%r != %r" % (snap, before))
+
+    # a file that cannot even be read: nothing is written at all
+    for kind in ("dir", "link"):
+        fake = FakeSysctl(tmp, "unreadable-" + kind)
+        path = fake.path("somaxconn")
+        os.unlink(path)
+        if kind == "dir":
+            os.mkdir(path)
+        else:
+            os.symlink(os.path.join(tmp, "nowhere"), path)
+        before = fake.snapshot()
+        p = tune(fake, ["--synack-retries", "2", "--syn-retries", "3",
+                        "--somaxconn", "16"])
+        err = p.stderr.decode()
+        check("tune: old values are read before writing (%s)" % kind,
+              p.returncode == 1 and not p.stdout and
+              err.startswith("tcptracectl: cannot read %s: " % path) and
+              err.count("\n") == 1 and fake.snapshot() == before, err)
+
+
+def test_tune_netns(tmp):
+    fake = FakeSysctl(tmp, "netns")
+    before = fake.snapshot()
+    name = "tcptrace-test-missing-%d" % os.getpid()
+    p = tune(fake, ["--netns", name, "--somaxconn", "16"])
+    check("tune --netns: missing namespace", p.returncode == 1 and
+          not p.stdout and p.stderr.decode() ==
+          "tcptracectl: network namespace '%s' not found: no /run/netns/%s "
+          "(see 'ip netns list')\n" % (name, name) and
+          fake.snapshot() == before, p.stderr.decode())
+    p = tune(fake, ["--netns-pid", "2147483647", "--somaxconn", "16"])
+    check("tune --netns-pid: no such process", p.returncode == 1 and
+          not p.stdout and p.stderr.decode() ==
+          "tcptracectl: network namespace of PID 2147483647 not found: "
+          "no process 2147483647 (/proc/2147483647/ns/net)\n" and
+          fake.snapshot() == before, p.stderr.decode())
+    # the tool's own namespace, entered again: allowed to root only
+    p = tune(fake, ["--netns-pid", str(os.getpid())])
+    if os.geteuid() == 0:
+        check("tune --netns-pid: reads in that namespace",
+              p.returncode == 0 and p.stdout.decode() ==
+              "".join("%s: %d\n" % (n, v) for n, _, v in SYSCTLS),
+              p.stderr.decode())
+    os.chmod(tmp, 0o755)
+    p = tune(fake, ["--netns-pid", "1"],
+             **({"preexec_fn": as_nobody} if os.geteuid() == 0 else {}))
+    err = p.stderr.decode()
+    check("tune --netns-pid: permission denied", p.returncode == 1 and
+          not p.stdout and err.startswith("tcptracectl: permission denied ")
+          and "run as root" in err and err.count("\n") == 1, err)
+
+
+def test_tune_help():
+    for args in (["tune", "--help"], ["tune", "-h"], ["help", "tune"]):
+        p = run(args)
+        out = p.stdout.decode()
+        check("help %r" % args, p.returncode == 0 and not p.stderr and
+              "EXAMPLES" in out and "tcptracectl tune --synack-retries 2"
+              in out and "tcptracectl tune --netns srv --somaxconn 16 "
+              "--max-syn-backlog 16" in out and "TCPTRACE_SYSCTL_ROOT" in out
+              and "Environment:" in out and "--netns-pid PID" in out and
+              all(n in out for n, _, _ in SYSCTLS) and
+              all(o in out for o, _, _ in TUNE_OPTS))
+    p = run(["--help"])
+    check("help lists tune", p.returncode == 0 and
+          "\n  tune " in p.stdout.decode())
+
+
 def main():
     if not os.access(TOOL, os.X_OK):
         print("FAIL no executable at %s" % TOOL)
@@ -749,6 +1093,12 @@ def main():
         test_many_connections(tmp)
         test_cli_errors(tmp)
         test_help()
+        test_tune_show(tmp)
+        test_tune_set(tmp)
+        test_tune_bad_values(tmp)
+        test_tune_failures(tmp)
+        test_tune_netns(tmp)
+        test_tune_help()
         if FAKEDEV:
             test_device(tmp)
         else:

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tcptrace: socket events from tracepoints, and TIME_WAIT entry from a
- * kprobe on tcp_time_wait() (6.1 has no tracepoint for it: the full socket
- * goes to CLOSE when a timewait socket replaces it).
+ * tcptrace: socket events from tracepoints, and from kprobes what 6.1 has
+ * no tracepoint for: TIME_WAIT entry (tcp_time_wait(): the full socket goes
+ * to CLOSE when a timewait socket replaces it) and end (inet_twsk_kill()),
+ * and listeners turning connections away because a queue is full
+ * (tcp_conn_request(), tcp_v4/v6_syn_recv_sock()).
  *
  * Most of these tracepoints are not exported to modules, so they are found
  * by name with for_each_kernel_tracepoint().  Each probe's prototype is
@@ -17,7 +19,9 @@
 #include <linux/kprobes.h>
 #include <linux/tcp.h>
 #include <linux/tracepoint.h>
+#include <net/inet_connection_sock.h>
 #include <net/inet_sock.h>
+#include <net/inet_timewait_sock.h>
 #include <net/request_sock.h>
 #include <net/tcp.h>
 #include <trace/events/sock.h>
@@ -182,10 +186,154 @@ static int tt_kprobe_time_wait(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-static struct kprobe tt_kp_time_wait = {
-	.symbol_name	= "tcp_time_wait",
-	.pre_handler	= tt_kprobe_time_wait,
+/*
+ * static void inet_twsk_kill(struct inet_timewait_sock *tw): the timewait
+ * socket leaves the hash tables, from its timer or killed early.
+ */
+static int tt_kprobe_twsk_kill(struct kprobe *p, struct pt_regs *regs)
+{
+	struct inet_timewait_sock *tw =
+		(struct inet_timewait_sock *)regs_get_kernel_argument(regs, 0);
+	const struct tcp_timewait_sock *tcptw = tcp_twsk((struct sock *)tw);
+	struct tcptrace_record *r;
+	unsigned long irqflags;
+
+	/* DCCP has timewait sockets too, with a death row of its own */
+	if (tw->tw_dr != &twsk_net(tw)->ipv4.tcp_death_row)
+		return 0;
+	if (!tt_port_wanted(ntohs(tw->tw_sport), ntohs(tw->tw_dport)))
+		return 0;
+	r = tt_ring_reserve(TCPTRACE_T_TIMEWAIT_END, &irqflags);
+	if (!r)
+		return 0;
+	tt_fill_sock(r, &tw->__tw_common, tw->tw_sport);
+	r->sock_id = tt_sock_id(tw);
+	r->state.old_state = TCP_TIME_WAIT;
+	r->state.new_state = tw->tw_substate;
+	r->state.flags = time_after_eq(jiffies, tw->tw_timer.expires) ?
+			 TCPTRACE_TW_EXPIRED : TCPTRACE_TW_KILLED;
+	r->state.snd_nxt = READ_ONCE(tcptw->tw_snd_nxt);
+	r->state.rcv_nxt = READ_ONCE(tcptw->tw_rcv_nxt);
+	tt_ring_commit(irqflags);
+	return 0;
+}
+
+/*
+ * A listener's queue is full; @rmt (of family @rfamily) and @rport name the
+ * peer turned away.  An IPv4 peer of an IPv6 listener is shown v4-mapped.
+ */
+static void tt_listen_overflow(const struct sock *sk, u8 reason, int rfamily,
+			       const void *rmt, __be16 rport)
+{
+	struct tcptrace_record *r;
+	unsigned long irqflags;
+
+	if (!tt_sock_wanted(sk))
+		return;
+	r = tt_ring_reserve(TCPTRACE_T_LISTEN_OVERFLOW, &irqflags);
+	if (!r)
+		return;
+	tt_fill_sock(r, &sk->__sk_common, inet_sk(sk)->inet_sport);
+	if (r->family == AF_INET6 && rfamily == AF_INET)
+		ipv6_addr_set_v4mapped(*(const __be32 *)rmt,
+				       (struct in6_addr *)r->daddr);
+	else
+		memcpy(r->daddr, rmt, rfamily == AF_INET6 ? 16 : 4);
+	r->dport = ntohs(rport);
+	r->sock_id = tt_sock_id(sk);
+	r->listen.reason = reason;
+	r->listen.syn_queue = inet_csk_reqsk_queue_len(sk);
+	r->listen.accept_queue = READ_ONCE(sk->sk_ack_backlog);
+	r->listen.backlog = READ_ONCE(sk->sk_max_ack_backlog);
+	tt_ring_commit(irqflags);
+}
+
+/*
+ * int tcp_conn_request(struct request_sock_ops *rsk_ops,
+ *			const struct tcp_request_sock_ops *af_ops,
+ *			struct sock *sk, struct sk_buff *skb): a SYN reached a
+ * listener.  It is dropped if the accept queue is full, and dropped or
+ * answered with a cookie if the SYN queue is full.
+ */
+static int tt_kprobe_conn_request(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 2);
+	struct sk_buff *skb = (struct sk_buff *)regs_get_kernel_argument(regs, 3);
+	u8 reason;
+
+	if (sk_acceptq_is_full(sk))
+		reason = TCPTRACE_OVF_SYN_ACCEPTQ;
+	else if (inet_csk_reqsk_queue_is_full(sk))
+		reason = TCPTRACE_OVF_SYN_SYNQ;
+	else
+		return 0;
+	if (skb->protocol == htons(ETH_P_IPV6))
+		tt_listen_overflow(sk, reason, AF_INET6, &ipv6_hdr(skb)->saddr,
+				   tcp_hdr(skb)->source);
+	else
+		tt_listen_overflow(sk, reason, AF_INET, &ip_hdr(skb)->saddr,
+				   tcp_hdr(skb)->source);
+	return 0;
+}
+
+/*
+ * struct sock *tcp_v4_syn_recv_sock(const struct sock *sk,
+ *		struct sk_buff *skb, struct request_sock *req, ...), and its
+ * IPv6 twin: the third ACK of a half-open connection wants a child socket,
+ * and does not get one if the accept queue is full.
+ */
+static int tt_kprobe_syn_recv_sock(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+	struct request_sock *req =
+		(struct request_sock *)regs_get_kernel_argument(regs, 2);
+	const struct sock_common *rc = &req->__req_common;
+
+	if (!sk_acceptq_is_full(sk))
+		return 0;
+	if (rc->skc_family == AF_INET6)
+		tt_listen_overflow(sk, TCPTRACE_OVF_ACK_ACCEPTQ, AF_INET6,
+				   &rc->skc_v6_daddr, rc->skc_dport);
+	else
+		tt_listen_overflow(sk, TCPTRACE_OVF_ACK_ACCEPTQ, AF_INET,
+				   &rc->skc_daddr, rc->skc_dport);
+	return 0;
+}
+
+/* The IPv6 one hands IPv4 segments to the IPv4 one: count those once. */
+static int tt_kprobe_syn_recv_sock6(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sk_buff *skb = (struct sk_buff *)regs_get_kernel_argument(regs, 1);
+
+	if (skb->protocol == htons(ETH_P_IP))
+		return 0;
+	return tt_kprobe_syn_recv_sock(p, regs);
+}
+
+static struct kprobe tt_kprobes[] = {
+	{
+		.symbol_name	= "tcp_time_wait",
+		.pre_handler	= tt_kprobe_time_wait,
+	},
+	{
+		.symbol_name	= "inet_twsk_kill",
+		.pre_handler	= tt_kprobe_twsk_kill,
+	},
+	{
+		.symbol_name	= "tcp_conn_request",
+		.pre_handler	= tt_kprobe_conn_request,
+	},
+	{
+		.symbol_name	= "tcp_v4_syn_recv_sock",
+		.pre_handler	= tt_kprobe_syn_recv_sock,
+	},
+	{
+		.symbol_name	= "tcp_v6_syn_recv_sock",
+		.pre_handler	= tt_kprobe_syn_recv_sock6,
+	},
 };
+
+static struct kprobe *tt_kprobe_ptrs[ARRAY_SIZE(tt_kprobes)];
 
 struct tt_tp {
 	const char *name;
@@ -264,12 +412,20 @@ int tt_tp_register(void)
 		tt_tps[i].registered = true;
 	}
 
-	ret = register_kprobe(&tt_kp_time_wait);
-	if (ret) {
-		pr_err("cannot attach a kprobe to tcp_time_wait: %d\n", ret);
-		goto out_unregister_tps;
+	for (i = 0; i < ARRAY_SIZE(tt_kprobes); i++) {
+		tt_kprobe_ptrs[i] = &tt_kprobes[i];
+		ret = register_kprobe(&tt_kprobes[i]);
+		if (ret) {
+			pr_err("cannot attach a kprobe to %s: %d\n",
+			       tt_kprobes[i].symbol_name, ret);
+			goto out_unregister_kprobes;
+		}
 	}
 	return 0;
+
+out_unregister_kprobes:
+	if (i)
+		unregister_kprobes(tt_kprobe_ptrs, i);
 
 out_unregister_tps:
 	tt_tp_release();
@@ -280,7 +436,7 @@ out_unregister_tps:
 /* Detach every probe and wait until none is running. */
 void tt_tp_unregister(void)
 {
-	unregister_kprobe(&tt_kp_time_wait);
+	unregister_kprobes(tt_kprobe_ptrs, ARRAY_SIZE(tt_kprobes));
 	tt_tp_release();
 	tracepoint_synchronize_unregister();
 }

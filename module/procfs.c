@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tcptrace: /proc/tcptrace, the counters and parameters as text.
+ * tcptrace: /proc/tcptrace, the counters and parameters as text, and
+ * /proc/net/tcptrace_listeners in every network namespace: the namespace's
+ * TCP listeners with the lengths of their SYN and accept queues.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <net/inet_connection_sock.h>
+#include <net/inet_hashtables.h>
+#include <net/net_namespace.h>
+#include <net/tcp.h>
 
 #include "tcptrace.h"
 
@@ -19,6 +25,8 @@ static const char *const tt_type_names[TCPTRACE_T_MAX] = {
 	[TCPTRACE_T_TIMEWAIT]		= "timewait",
 	[TCPTRACE_T_DESTROY]		= "destroy",
 	[TCPTRACE_T_LOST]		= "lost",
+	[TCPTRACE_T_TIMEWAIT_END]	= "timewait_end",
+	[TCPTRACE_T_LISTEN_OVERFLOW]	= "listen_overflow",
 };
 
 static struct proc_dir_entry *tt_proc;
@@ -49,13 +57,79 @@ static int tt_proc_show(struct seq_file *m, void *v)
 	return 0;
 }
 
+static void tt_show_listener(struct seq_file *m, const struct sock *sk)
+{
+	__be16 port = inet_sk(sk)->inet_sport;
+
+	if (sk->sk_family == AF_INET6)
+		seq_printf(m, "[%pI6c]:%u", &sk->sk_v6_rcv_saddr, ntohs(port));
+	else
+		seq_printf(m, "%pI4:%u", &sk->sk_rcv_saddr, ntohs(port));
+	seq_printf(m, " %u %u %u\n", inet_csk_reqsk_queue_len(sk),
+		   READ_ONCE(sk->sk_ack_backlog),
+		   READ_ONCE(sk->sk_max_ack_backlog));
+}
+
+/* Walks the listening hash as inet_diag does, under each bucket's lock. */
+static int tt_listeners_show(struct seq_file *m, void *v)
+{
+	struct inet_hashinfo *hinfo = &tcp_hashinfo;
+	struct net *net = seq_file_single_net(m);
+	unsigned int i;
+
+	seq_puts(m, "# local syn_queue accept_queue backlog\n");
+	for (i = 0; i <= hinfo->lhash2_mask; i++) {
+		struct inet_listen_hashbucket *ilb = &hinfo->lhash2[i];
+		struct hlist_nulls_node *node;
+		struct sock *sk;
+
+		if (hlist_nulls_empty(&ilb->nulls_head))
+			continue;
+		spin_lock_bh(&ilb->lock);
+		sk_nulls_for_each(sk, node, &ilb->nulls_head)
+			if (net_eq(sock_net(sk), net) &&
+			    sk->sk_protocol == IPPROTO_TCP)
+				tt_show_listener(m, sk);
+		spin_unlock_bh(&ilb->lock);
+	}
+	return 0;
+}
+
+static int __net_init tt_proc_net_init(struct net *net)
+{
+	if (!proc_create_net_single("tcptrace_listeners", 0444, net->proc_net,
+				    tt_listeners_show, NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+static void __net_exit tt_proc_net_exit(struct net *net)
+{
+	remove_proc_entry("tcptrace_listeners", net->proc_net);
+}
+
+static struct pernet_operations tt_proc_net_ops = {
+	.init = tt_proc_net_init,
+	.exit = tt_proc_net_exit,
+};
+
 int tt_procfs_create(void)
 {
+	int ret;
+
+	ret = register_pernet_subsys(&tt_proc_net_ops);
+	if (ret)
+		return ret;
 	tt_proc = proc_create_single("tcptrace", 0444, NULL, tt_proc_show);
-	return tt_proc ? 0 : -ENOMEM;
+	if (!tt_proc) {
+		unregister_pernet_subsys(&tt_proc_net_ops);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void tt_procfs_remove(void)
 {
 	proc_remove(tt_proc);
+	unregister_pernet_subsys(&tt_proc_net_ops);
 }

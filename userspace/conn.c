@@ -2,6 +2,9 @@
 /*
  * tcptracectl: per-connection ISN tracking.
  *
+ * It also remembers when a connection's timewait socket began, to tell
+ * how long it lasted when it ends.
+ *
  * Relative sequence numbers work like Wireshark's: each side's SYN carries
  * its ISN, which becomes 0.  Connections are keyed by the network namespace
  * and the normalized 4-tuple (the lower endpoint first), so the segments of
@@ -34,6 +37,7 @@ struct conn_entry {
 	uint32_t isn[2];
 	bool known[2];
 	bool from_syn[2];	/* learnt from a SYN without ACK */
+	uint64_t tw_start;	/* ts_ns of its TIMEWAIT record, or 0 */
 };
 
 struct conn_table {
@@ -159,11 +163,21 @@ void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 		e = conn_lookup(t, &k, true);
 		conn_set(e, s, r->synack.snt_isn, false);
 		conn_set(e, d, r->synack.rcv_isn, false);
+	} else if (r->type == TCPTRACE_T_TIMEWAIT) {
+		/* one timewait socket per 4-tuple and namespace at a time */
+		e = conn_lookup(t, &k, true);
+		e->tw_start = r->ts_ns;
 	} else {
 		e = conn_lookup(t, &k, false);
 	}
 	if (!e)
 		return;
+	if (r->type == TCPTRACE_T_TIMEWAIT_END && e->tw_start &&
+	    r->ts_ns >= e->tw_start) {
+		out->tw_known = true;
+		out->tw_ns = r->ts_ns - e->tw_start;
+		e->tw_start = 0;
+	}
 	out->s_known = e->known[s];
 	out->s_isn = e->isn[s];
 	out->d_known = e->known[d];

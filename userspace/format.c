@@ -29,7 +29,30 @@ static const char *const type_names[TCPTRACE_T_MAX] = {
 	[TCPTRACE_T_TIMEWAIT]		= "timewait",
 	[TCPTRACE_T_DESTROY]		= "destroy",
 	[TCPTRACE_T_LOST]		= "lost",
+	[TCPTRACE_T_TIMEWAIT_END]	= "timewait_end",
+	[TCPTRACE_T_LISTEN_OVERFLOW]	= "listen_overflow",
 };
+
+/* tcptrace_listen.reason */
+static const char *overflow_reason(unsigned int reason)
+{
+	switch (reason) {
+	case TCPTRACE_OVF_SYN_ACCEPTQ:
+		return "accept_queue_full_syn_dropped";
+	case TCPTRACE_OVF_ACK_ACCEPTQ:
+		return "accept_queue_full_ack_dropped";
+	case TCPTRACE_OVF_SYN_SYNQ:
+		return "syn_queue_full";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *tw_end_how(unsigned int flags)
+{
+	return flags == TCPTRACE_TW_EXPIRED ? "expired" :
+	       flags == TCPTRACE_TW_KILLED ? "killed" : "unknown";
+}
 
 /* The kernel's TCP_* state numbering. */
 static const char *const state_names[] = {
@@ -295,6 +318,21 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 		print_seq(out, "rcv_nxt", st->rcv_nxt, isn->d_known,
 			  isn->d_isn);
 		break;
+	case TCPTRACE_T_TIMEWAIT_END:
+		fprintf(out, " substate %s %s",
+			tcp_state_name(st->new_state, s2, sizeof(s2)),
+			tw_end_how(st->flags));
+		if (isn->tw_known)
+			fprintf(out, " after %" PRIu64 ".%03" PRIu64 "s",
+				isn->tw_ns / 1000000000,
+				isn->tw_ns / 1000000 % 1000);
+		break;
+	case TCPTRACE_T_LISTEN_OVERFLOW:
+		fprintf(out, " %s syn_queue %" PRIu32 " accept_queue %" PRIu32
+			" backlog %" PRIu32, overflow_reason(r->listen.reason),
+			r->listen.syn_queue, r->listen.accept_queue,
+			r->listen.backlog);
+		break;
 	case TCPTRACE_T_RESET_SENT:
 	case TCPTRACE_T_RESET_RECEIVED:
 	case TCPTRACE_T_DESTROY:
@@ -415,6 +453,20 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 		json_state(out, "state", st->old_state);
 		json_key_u64(out, "snd_nxt", st->snd_nxt);
 		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		break;
+	case TCPTRACE_T_TIMEWAIT_END:
+		json_state(out, "tw_substate", st->new_state);
+		json_key_str(out, "end", tw_end_how(st->flags));
+		json_key_u64(out, "snd_nxt", st->snd_nxt);
+		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		if (isn->tw_known)
+			json_key_u64(out, "duration_ns", isn->tw_ns);
+		break;
+	case TCPTRACE_T_LISTEN_OVERFLOW:
+		json_key_str(out, "reason", overflow_reason(r->listen.reason));
+		json_key_u64(out, "syn_queue", r->listen.syn_queue);
+		json_key_u64(out, "accept_queue", r->listen.accept_queue);
+		json_key_u64(out, "backlog", r->listen.backlog);
 		break;
 	case TCPTRACE_T_LOST:
 		json_key_u64(out, "count", r->lost.count);

@@ -85,11 +85,14 @@ void usage_tune(FILE *out);
  * saddr/sport (the sender of a segment, else the local end), "d" the one in
  * daddr/dport.
  */
+/* What is known of a record's connection from the records before it. */
 struct isns {
 	bool s_known;
 	bool d_known;
 	uint32_t s_isn;
 	uint32_t d_isn;
+	bool tw_known;		/* TIMEWAIT_END: its TIMEWAIT record was seen */
+	uint64_t tw_ns;		/* and this long ago */
 };
 
 struct fmt_opts {

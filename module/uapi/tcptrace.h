@@ -47,6 +47,10 @@
  *	(tcp_time_wait()).
  * @TCPTRACE_T_DESTROY: a full socket was destroyed (tcp_destroy_sock).
  * @TCPTRACE_T_LOST: records were dropped here because the ring was full.
+ * @TCPTRACE_T_TIMEWAIT_END: a timewait socket ended: its timer expired, or
+ *	it was killed early (reused, reset, namespace gone).
+ * @TCPTRACE_T_LISTEN_OVERFLOW: a listener's queue was full and the kernel
+ *	dropped (or, with tcp_abort_on_overflow, reset) a connection attempt.
  */
 enum tcptrace_type {
 	TCPTRACE_T_PACKET		= 1,
@@ -58,7 +62,9 @@ enum tcptrace_type {
 	TCPTRACE_T_TIMEWAIT		= 7,
 	TCPTRACE_T_DESTROY		= 8,
 	TCPTRACE_T_LOST			= 9,
-	TCPTRACE_T_MAX			= 10,
+	TCPTRACE_T_TIMEWAIT_END		= 10,
+	TCPTRACE_T_LISTEN_OVERFLOW	= 11,
+	TCPTRACE_T_MAX			= 12,
 };
 
 /* tcptrace_record.dir for TCPTRACE_T_PACKET */
@@ -96,14 +102,16 @@ struct tcptrace_packet {
 };
 
 /**
- * struct tcptrace_state - type-specific part of STATE, TIMEWAIT, DESTROY,
- *	RESET_SENT, RESET_RECEIVED and RETRANSMIT records
+ * struct tcptrace_state - type-specific part of STATE, TIMEWAIT,
+ *	TIMEWAIT_END, DESTROY, RESET_SENT, RESET_RECEIVED and RETRANSMIT
  * @old_state: state before (TCP_* numbering of the kernel, 1..12); for
- *	TIMEWAIT, RESET_* and DESTROY the socket's state at the event
- * @new_state: state after; for TIMEWAIT the timewait sub-state
- *	(TIME_WAIT, or FIN_WAIT2 when this side closed first and still waits
- *	for the peer's FIN); zero otherwise
- * @flags: RETRANSMIT: TCP flags of the retransmitted segment
+ *	TIMEWAIT, RESET_* and DESTROY the socket's state at the event;
+ *	TIME_WAIT for TIMEWAIT_END
+ * @new_state: state after; for TIMEWAIT and TIMEWAIT_END the timewait
+ *	sub-state (TIME_WAIT, or FIN_WAIT2 when this side closed first and
+ *	still waits for the peer's FIN); zero otherwise
+ * @flags: RETRANSMIT: TCP flags of the retransmitted segment;
+ *	TIMEWAIT_END: TCPTRACE_TW_EXPIRED or TCPTRACE_TW_KILLED
  * @reserved0: zero
  * @snd_nxt: next sequence number to send
  * @rcv_nxt: next sequence number expected from the peer
@@ -127,6 +135,10 @@ struct tcptrace_state {
 	__u32 reserved[3];
 };
 
+/* tcptrace_state.flags of TIMEWAIT_END */
+#define TCPTRACE_TW_EXPIRED		1	/* its timer ran out */
+#define TCPTRACE_TW_KILLED		2	/* ended before its time */
+
 /**
  * struct tcptrace_synack - type-specific part of SYNACK_RETRANSMIT
  * @snt_isn: the listener's ISN, the seq of every SYN-ACK of this request
@@ -139,6 +151,36 @@ struct tcptrace_synack {
 	__u32 rcv_isn;
 	__u32 num_retrans;
 	__u32 reserved[7];
+};
+
+/*
+ * tcptrace_listen.reason:
+ * SYN_ACCEPTQ: accept queue full, the SYN was dropped;
+ * ACK_ACCEPTQ: accept queue full, the third ACK was dropped (or answered
+ *	by RST with tcp_abort_on_overflow);
+ * SYN_SYNQ: SYN queue full, the SYN was dropped or answered with a cookie.
+ */
+#define TCPTRACE_OVF_SYN_ACCEPTQ	1
+#define TCPTRACE_OVF_ACK_ACCEPTQ	2
+#define TCPTRACE_OVF_SYN_SYNQ		3
+
+/**
+ * struct tcptrace_listen - type-specific part of LISTEN_OVERFLOW; the
+ *	record's saddr/sport are the listener's, daddr/dport the peer's
+ * @reason: TCPTRACE_OVF_*
+ * @reserved0: zero
+ * @syn_queue: half-open requests of the listener (SYN_RECV)
+ * @accept_queue: connections waiting for accept()
+ * @backlog: the limit in force, min(listen() backlog, somaxconn)
+ * @reserved: zero
+ */
+struct tcptrace_listen {
+	__u8 reason;
+	__u8 reserved0[3];
+	__u32 syn_queue;
+	__u32 accept_queue;
+	__u32 backlog;
+	__u32 reserved[6];
 };
 
 /**
@@ -175,8 +217,10 @@ struct tcptrace_lost {
  * @reserved0: zero
  * @comm: command name of the task when @pid is not 0, else zero
  * @packet: PACKET
- * @state: STATE, RETRANSMIT, RESET_SENT, RESET_RECEIVED, TIMEWAIT, DESTROY
+ * @state: STATE, RETRANSMIT, RESET_SENT, RESET_RECEIVED, TIMEWAIT,
+ *	TIMEWAIT_END, DESTROY
  * @synack: SYNACK_RETRANSMIT
+ * @listen: LISTEN_OVERFLOW
  * @lost: LOST
  */
 struct tcptrace_record {
@@ -200,6 +244,7 @@ struct tcptrace_record {
 		struct tcptrace_packet packet;
 		struct tcptrace_state state;
 		struct tcptrace_synack synack;
+		struct tcptrace_listen listen;
 		struct tcptrace_lost lost;
 	};
 };

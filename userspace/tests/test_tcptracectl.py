@@ -30,6 +30,7 @@ FAKEDEV = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 RECORD_SIZE = 128
 T_PACKET, T_STATE, T_SYNACK_RETRANSMIT, T_RETRANSMIT = 1, 2, 3, 4
 T_RESET_SENT, T_RESET_RECEIVED, T_TIMEWAIT, T_DESTROY, T_LOST = 5, 6, 7, 8, 9
+T_TIMEWAIT_END, T_LISTEN_OVERFLOW = 10, 11
 DIR_IN, DIR_OUT = 1, 2
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80
 (ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE,
@@ -40,6 +41,7 @@ PACKET = struct.Struct("=IIHBBI24x")
 STATE = struct.Struct("=BBBBIIIIII12x")
 SYNACK = struct.Struct("=III28x")
 LOST = struct.Struct("=Q32x")
+LISTEN = struct.Struct("=B3xIII24x")
 assert HEAD.size == 88
 assert PACKET.size == STATE.size == SYNACK.size == LOST.size == 40
 
@@ -359,6 +361,47 @@ def diff_objs(got, exp):
     return ""
 
 
+def test_timewait_and_overflow(tmp):
+    """TIMEWAIT_END gets the lifetime from its TIMEWAIT; LISTEN_OVERFLOW."""
+    cli, srv = ("10.0.0.1", 40000), ("10.0.0.2", 8080)
+    tw = st(T_TIMEWAIT, ms(10), cli, srv, old=FIN_WAIT2, new=TIME_WAIT,
+            timeo_ms=60000, snd_nxt=11, rcv_nxt=22)
+    end = st(T_TIMEWAIT_END, ms(10) + 60_004_000_000, cli, srv,
+             old=TIME_WAIT, new=TIME_WAIT, flags=1, snd_nxt=11, rcv_nxt=22)
+    ovf = record(T_LISTEN_OVERFLOW, LISTEN.pack(2, 3, 5, 4), ms(11),
+                 ("fd00::2", 8080), ("fd00::1", 51000), sock_id=9)
+    path = write_input(tmp, "tw.bin", tw + ovf + end)
+    p = run(["watch", "--json", "-i", path])
+    got = json_lines(p.stdout) if p.returncode == 0 else []
+    check("json: listen_overflow", len(got) == 3 and got[1] == dict(
+        ts_ns=ms(11), type="listen_overflow", netns=NS1, family=6,
+        saddr="fd00::2", sport=8080, daddr="fd00::1", dport=51000, cpu=0,
+        pid=0, sock_id=9, reason="accept_queue_full_ack_dropped",
+        syn_queue=3, accept_queue=5, backlog=4), repr(got))
+    check("json: timewait_end with its duration", len(got) == 3 and
+          got[2] == dict(ts_ns=ms(10) + 60_004_000_000, type="timewait_end",
+                         netns=NS1, family=4, saddr="10.0.0.1", sport=40000,
+                         daddr="10.0.0.2", dport=8080, cpu=0, pid=0,
+                         tw_substate="TIME_WAIT", end="expired", snd_nxt=11,
+                         rcv_nxt=22, duration_ns=60_004_000_000), repr(got))
+    p = run(["watch", "-i", path])
+    lines = p.stdout.decode().splitlines()
+    check("text: timewait_end", len(lines) == 3 and lines[2].endswith(
+        "timewait_end 10.0.0.1:40000 <-> 10.0.0.2:8080 substate TIME_WAIT "
+        "expired after 60.004s"), repr(lines))
+    check("text: listen_overflow", len(lines) == 3 and lines[1].endswith(
+        "listen_overflow [fd00::2]:8080 <-> [fd00::1]:51000 "
+        "accept_queue_full_ack_dropped syn_queue 3 accept_queue 5 "
+        "backlog 4"), repr(lines))
+    # without its TIMEWAIT the duration is unknown, not made up
+    path = write_input(tmp, "tw2.bin", end)
+    p = run(["watch", "--json", "-i", path])
+    got = json_lines(p.stdout) if p.returncode == 0 else [{}]
+    check("json: timewait_end alone has no duration",
+          "duration_ns" not in got[0] and got[0].get("end") == "expired",
+          repr(got))
+
+
 def test_json(tmp, path):
     p = run(["watch", "--json", "-i", path])
     check("json: exit 0", p.returncode == 0, p.stderr.decode())
@@ -649,6 +692,7 @@ def test_device(tmp):
                "  synack_retransmit: 103\n  retransmit: 104\n"
                "  reset_sent: 105\n  reset_received: 106\n"
                "  timewait: 107\n  destroy: 108\n  lost: 109\n"
+               "  timewait_end: 110\n  listen_overflow: 111\n"
                "  type_12: 3\n")
         check("stats text", p.returncode == 0 and p.stdout.decode() == exp,
               p.stdout.decode() + p.stderr.decode())
@@ -665,6 +709,7 @@ def test_device(tmp):
                          "synack_retransmit": 103, "retransmit": 104,
                          "reset_sent": 105, "reset_received": 106,
                          "timewait": 107, "destroy": 108, "lost": 109,
+                         "timewait_end": 110, "listen_overflow": 111,
                          "type_12": 3}}, p.stdout.decode())
 
         log = os.path.join(tmp, "fake.log")
@@ -1087,6 +1132,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = write_input(tmp, "trace.bin", INPUT)
         test_json(tmp, path)
+        test_timewait_and_overflow(tmp)
         test_text(tmp, path)
         test_filters(tmp, path)
         test_records_errors(tmp)

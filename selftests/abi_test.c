@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The /dev/tcptrace ABI: ioctls, read() sizes and blocking, poll(), the
+ * single opener, and the layout of every record of real connections.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "tcptrace_util.h"
+
+#define PORT		5000
+#define PARAM_BUF	"/sys/module/tcptrace/parameters/buf_records"
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	long v = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f))
+		v = strtol(buf, NULL, 0);
+	fclose(f);
+	return v;
+}
+
+static uint32_t roundup_pow2(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* Number of CPUs in a list like "0-3,5" (sysfs cpu lists). */
+static int count_cpu_list(const char *path)
+{
+	char buf[256] = "", *p, *tok, *save = NULL;
+	int n = 0;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	for (p = buf; (tok = strtok_r(p, ",\n", &save)); p = NULL) {
+		int a, b;
+
+		if (sscanf(tok, "%d-%d", &a, &b) == 2)
+			n += b - a + 1;
+		else
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Empties the device: CLEAR, then checks a non-blocking read finds nothing.
+ * Retries a few times in case traffic of the machine came in between.
+ * Returns 0 when empty, else the last errno or -1.
+ */
+static int clear_quiet(int fd)
+{
+	struct tcptrace_record r;
+	int flags = fcntl(fd, F_GETFL);
+	int i, ret = -1;
+
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	for (i = 0; i < 10; i++) {
+		if (tt_dev_clear(fd))
+			break;
+		if (read(fd, &r, sizeof(r)) < 0) {
+			ret = errno == EAGAIN ? 0 : errno;
+			break;
+		}
+		tt_msleep(100);
+	}
+	fcntl(fd, F_SETFL, flags);
+	return ret;
+}
+
+FIXTURE(abi) {
+	struct tt_env env;
+	int dev;
+};
+
+FIXTURE_SETUP(abi)
+{
+	char err[256];
+
+	self->dev = tt_dev_open(O_RDONLY);
+	ASSERT_LE(0, self->dev)
+		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
+		       TCPTRACE_DEVICE, strerror(-self->dev));
+	ASSERT_EQ(0, tt_env_setup(&self->env, AF_INET, false, err,
+				  sizeof(err)))
+		TH_LOG("%s", err);
+}
+
+FIXTURE_TEARDOWN(abi)
+{
+	tt_env_cleanup(&self->env);
+	if (self->dev >= 0)
+		close(self->dev);
+}
+
+TEST_F(abi, version)
+{
+	__u32 v = 0;
+
+	ASSERT_EQ(0, ioctl(self->dev, TCPTRACE_IOC_VERSION, &v));
+	ASSERT_EQ(TCPTRACE_ABI_VERSION, v);
+}
+
+TEST_F(abi, unknown_ioctl)
+{
+	__u64 big = 0;
+	__u32 v = 0;
+
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, _IO(TCPTRACE_IOC_MAGIC, 0x7f)));
+	ASSERT_EQ(ENOTTY, errno);
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, _IOR('T', 1, __u32), &v));
+	ASSERT_EQ(ENOTTY, errno);
+	/* the VERSION number with another size is another command */
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, _IOR(TCPTRACE_IOC_MAGIC, 1, __u64),
+			    &big));
+	ASSERT_EQ(ENOTTY, errno);
+	/* and CLEAR with a direction */
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, _IOW(TCPTRACE_IOC_MAGIC, 3, __u32), &v));
+	ASSERT_EQ(ENOTTY, errno);
+}
+
+TEST_F(abi, stats)
+{
+	struct tcptrace_stats st;
+	long param = read_long(PARAM_BUF);
+	int possible = count_cpu_list("/sys/devices/system/cpu/possible");
+	int online = count_cpu_list("/sys/devices/system/cpu/online");
+	size_t i;
+
+	ASSERT_LT(0, param) TH_LOG("cannot read " PARAM_BUF);
+	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_EQ(sizeof(st), st.size);
+	ASSERT_EQ(TCPTRACE_ABI_VERSION, st.abi_version);
+	ASSERT_EQ(roundup_pow2(param), st.ring_records);
+	ASSERT_LE(online, (int)st.nr_cpus);
+	ASSERT_GE(possible, (int)st.nr_cpus);
+	for (i = 0; i < sizeof(st.reserved) / sizeof(st.reserved[0]); i++) {
+		ASSERT_EQ(0, st.reserved[i]);
+	}
+	/* no type 0 nor beyond TCPTRACE_T_MAX */
+	ASSERT_EQ(0, st.per_type[0]);
+	for (i = TCPTRACE_T_MAX; i < 16; i++) {
+		ASSERT_EQ(0, st.per_type[i]);
+	}
+	ASSERT_GE(st.ring_records * st.nr_cpus, st.queued);
+}
+
+TEST_F(abi, clear)
+{
+	struct tcptrace_stats st;
+	struct tcptrace_record r;
+	size_t i;
+
+	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_LT(0, st.events);
+	ASSERT_LT(0, st.queued);
+	ASSERT_LT(0, st.per_type[TCPTRACE_T_PACKET]);
+	ASSERT_LT(0, st.per_type[TCPTRACE_T_STATE]);
+
+	ASSERT_EQ(0, tt_dev_clear(self->dev));
+	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_EQ(0, st.events);
+	ASSERT_EQ(0, st.drops);
+	ASSERT_EQ(0, st.queued);
+	for (i = 0; i < 16; i++) {
+		ASSERT_EQ(0, st.per_type[i]);
+	}
+	ASSERT_EQ(0, fcntl(self->dev, F_SETFL, O_NONBLOCK));
+	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(EAGAIN, errno);
+}
+
+TEST_F(abi, short_read)
+{
+	struct tcptrace_record r[2];
+	struct tt_recs recs = { 0 }, ours = { 0 };
+	int lfd;
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	/* three records: CLOSE->LISTEN, LISTEN->CLOSE, DESTROY */
+	lfd = tt_listen(&self->env, PORT);
+	ASSERT_LE(0, lfd);
+	close(lfd);
+
+	errno = 0;
+	ASSERT_EQ(-1, read(self->dev, r, TCPTRACE_RECORD_SIZE - 1));
+	ASSERT_EQ(EINVAL, errno);
+	errno = 0;
+	ASSERT_EQ(-1, read(self->dev, r, 1));
+	ASSERT_EQ(EINVAL, errno);
+	/* whole records only: 200 bytes give one */
+	ASSERT_EQ(TCPTRACE_RECORD_SIZE, read(self->dev, r, 200));
+	ASSERT_EQ(0, tt_recs_push(&recs, &r[0]));
+	ASSERT_EQ(0, tt_collect(self->dev, &recs, 300, 5000));
+	tt_recs_select_netns(&recs, &ours, self->env.c_ino, 0);
+	/* the failed reads consumed nothing */
+	ASSERT_EQ(3, ours.n);
+	ASSERT_EQ(TCPTRACE_T_STATE, ours.r[0].type);
+	ASSERT_EQ(TT_CLOSE, ours.r[0].state.old_state);
+	ASSERT_EQ(TT_LISTEN, ours.r[0].state.new_state);
+	ASSERT_EQ(TCPTRACE_T_STATE, ours.r[1].type);
+	ASSERT_EQ(TT_LISTEN, ours.r[1].state.old_state);
+	ASSERT_EQ(TT_CLOSE, ours.r[1].state.new_state);
+	ASSERT_EQ(TCPTRACE_T_DESTROY, ours.r[2].type);
+	ASSERT_EQ(ours.r[0].sock_id, ours.r[1].sock_id);
+	ASSERT_EQ(ours.r[0].sock_id, ours.r[2].sock_id);
+	tt_recs_free(&recs);
+	tt_recs_free(&ours);
+}
+
+TEST_F(abi, nonblock_empty)
+{
+	struct tcptrace_record r;
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	close(self->dev);
+	self->dev = tt_dev_open(O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, self->dev);
+	errno = 0;
+	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(EAGAIN, errno);
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+}
+
+/*
+ * One reader at a time: any number of opens, the first file to read() is
+ * the reader until closed; read() elsewhere is EBUSY and poll() EPOLLERR,
+ * while the ioctls work on every open file.
+ */
+TEST_F(abi, one_reader)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	char buf[TCPTRACE_RECORD_SIZE];
+	struct tcptrace_stats st;
+	__u32 version = 0;
+	int a, b, c;
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	/* self->dev read last: it is the reader until it is closed */
+	a = tt_dev_open(O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, a);
+	ASSERT_EQ(-1, read(a, buf, sizeof(buf)));
+	ASSERT_EQ(EBUSY, errno);
+	close(self->dev);
+	self->dev = -1;
+
+	/* any number of opens; the ioctls work on each */
+	b = tt_dev_open(O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, b);
+	ASSERT_EQ(0, ioctl(b, TCPTRACE_IOC_VERSION, &version));
+	ASSERT_EQ(TCPTRACE_ABI_VERSION, version);
+	ASSERT_EQ(0, ioctl(b, TCPTRACE_IOC_STATS, &st));
+
+	/* the first to read becomes the reader: here b */
+	ASSERT_EQ(-1, read(b, buf, sizeof(buf)));
+	ASSERT_EQ(EAGAIN, errno);
+	ASSERT_EQ(-1, read(a, buf, sizeof(buf)));
+	ASSERT_EQ(EBUSY, errno);
+	pfd.fd = a;
+	ASSERT_EQ(1, poll(&pfd, 1, 0));
+	ASSERT_EQ(POLLERR, pfd.revents & (POLLIN | POLLERR));
+	ASSERT_EQ(0, ioctl(a, TCPTRACE_IOC_STATS, &st));
+	ASSERT_EQ(0, ioctl(a, TCPTRACE_IOC_CLEAR));
+
+	/* closing the reader frees the place for a */
+	close(b);
+	pfd.revents = 0;
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+	ASSERT_EQ(1, poll(&pfd, 1, 2000));
+	ASSERT_EQ(POLLIN, pfd.revents & (POLLIN | POLLERR));
+	ASSERT_EQ((ssize_t)sizeof(buf), read(a, buf, sizeof(buf)));
+	c = tt_dev_open(O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, c);
+	ASSERT_EQ(-1, read(c, buf, sizeof(buf)));
+	ASSERT_EQ(EBUSY, errno);
+	close(c);
+	self->dev = a;
+}
+
+TEST_F(abi, poll_readable)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+	pfd.revents = 0;
+	ASSERT_EQ(1, poll(&pfd, 1, 2000));
+	ASSERT_EQ(POLLIN, pfd.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL));
+}
+
+/* poll() sleeping when the first record comes */
+TEST_F(abi, poll_wakeup)
+{
+	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	uint64_t t0;
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		tt_msleep(300);
+		_exit(tt_quick_conn(&self->env, PORT) ? 1 : 0);
+	}
+	t0 = tt_now_ns();
+	ASSERT_EQ(1, poll(&pfd, 1, 5000));
+	ASSERT_LE(200000000ull, tt_now_ns() - t0);
+	ASSERT_NE(0, pfd.revents & POLLIN);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+}
+
+/* a blocking read() sleeps until a record comes */
+TEST_F(abi, blocking_read)
+{
+	static struct tcptrace_record r[64];
+	uint64_t t0;
+	ssize_t n;
+	pid_t pid;
+	int status;
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		tt_msleep(300);
+		_exit(tt_quick_conn(&self->env, PORT) ? 1 : 0);
+	}
+	t0 = tt_now_ns();
+	n = read(self->dev, r, sizeof(r));
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, n % TCPTRACE_RECORD_SIZE);
+	ASSERT_LE(200000000ull, tt_now_ns() - t0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, status);
+}
+
+/* A blocked reader is woken by a signal: EINTR (or a restart) */
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+TEST_F(abi, blocking_read_signal)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct tcptrace_record r;
+	pid_t parent = getpid(), pid;
+
+	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		tt_msleep(300);
+		kill(parent, SIGUSR1);
+		_exit(0);
+	}
+	errno = 0;
+	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(EINTR, errno);
+	waitpid(pid, NULL, 0);
+}
+
+FIXTURE(records) {
+	struct tt_env env;
+	int dev;
+	struct tt_recs recs;
+};
+
+FIXTURE_VARIANT(records) {
+	int family;
+	bool veth;
+};
+
+FIXTURE_VARIANT_ADD(records, ip4_veth) {
+	.family = AF_INET,
+	.veth = true,
+};
+
+FIXTURE_VARIANT_ADD(records, ip6_veth) {
+	.family = AF_INET6,
+	.veth = true,
+};
+
+FIXTURE_VARIANT_ADD(records, ip4_lo) {
+	.family = AF_INET,
+	.veth = false,
+};
+
+FIXTURE_VARIANT_ADD(records, ip6_lo) {
+	.family = AF_INET6,
+	.veth = false,
+};
+
+FIXTURE_SETUP(records)
+{
+	char err[256];
+
+	self->dev = tt_dev_open(O_RDONLY);
+	ASSERT_LE(0, self->dev)
+		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
+		       TCPTRACE_DEVICE, strerror(-self->dev));
+	ASSERT_EQ(0, tt_env_setup(&self->env, variant->family, variant->veth,
+				  err, sizeof(err)))
+		TH_LOG("%s", err);
+}
+
+FIXTURE_TEARDOWN(records)
+{
+	if (!_metadata->passed)
+		tt_dump(stderr, "records read", &self->recs);
+	tt_recs_free(&self->recs);
+	tt_env_cleanup(&self->env);
+	if (self->dev >= 0)
+		close(self->dev);
+}
+
+/*
+ * Every record of connections (handshake, data, teardown) and of a refused
+ * one: the fixed header, zeroed reserved fields and unused union bytes,
+ * non-decreasing CLOCK_MONOTONIC timestamps, and counters that agree with
+ * what was read.
+ */
+TEST_F(records, wellformed)
+{
+	int ncpu = (int)sysconf(_SC_NPROCESSORS_CONF);
+	struct tcptrace_stats before, after;
+	uint64_t per_type[16] = { 0 };
+	size_t i, ours = 0, try;
+	uint64_t t0, t1;
+	int err, fd;
+
+	for (try = 0; try < 5; try++) {
+		tt_recs_free(&self->recs);
+		memset(per_type, 0, sizeof(per_type));
+		ours = 0;
+		ASSERT_EQ(0, clear_quiet(self->dev));
+		t0 = tt_now_ns();
+		ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+		ASSERT_EQ(0, tt_quick_conn(&self->env, PORT + 1));
+		fd = tt_connect(&self->env, PORT + 2, &err);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(ECONNREFUSED, err);
+		close(fd);
+		tt_msleep(300);
+		ASSERT_EQ(0, tt_dev_stats(self->dev, &before));
+		ASSERT_EQ(0, tt_collect(self->dev, &self->recs, 300, 10000));
+		t1 = tt_now_ns();
+		ASSERT_EQ(0, tt_dev_stats(self->dev, &after));
+		/* something else of the machine wrote records meanwhile */
+		if (after.events != before.events)
+			continue;
+		break;
+	}
+	ASSERT_EQ(after.events, before.events);
+	ASSERT_EQ(0, before.drops);
+	ASSERT_EQ(0, after.queued);
+	ASSERT_EQ(self->recs.n, before.queued);
+	ASSERT_EQ(self->recs.n, before.events);
+
+	for (i = 0; i < self->recs.n; i++) {
+		const struct tcptrace_record *r = &self->recs.r[i];
+		const char *p = tt_record_problem(r);
+		char line[512];
+
+		tt_format(r, line, sizeof(line));
+		ASSERT_EQ(NULL, p) TH_LOG("record %zu: %s: %s", i, p, line);
+		ASSERT_EQ(TCPTRACE_RECORD_SIZE, r->len);
+		ASSERT_EQ(TCPTRACE_RECORD_VERSION, r->version);
+		ASSERT_GT(ncpu, r->cpu);
+		ASSERT_LE(t0, r->ts_ns) TH_LOG("record %zu: %s", i, line);
+		ASSERT_GE(t1, r->ts_ns) TH_LOG("record %zu: %s", i, line);
+		if (i) {
+			ASSERT_LE(self->recs.r[i - 1].ts_ns, r->ts_ns)
+				TH_LOG("timestamps go back at record %zu", i);
+		}
+		per_type[r->type]++;
+		if (r->netns == self->env.c_ino || r->netns == self->env.s_ino)
+			ours++;
+		if (r->type != TCPTRACE_T_LOST) {
+			ASSERT_EQ(self->env.family, r->family);
+		}
+	}
+	/* the connections above are all there is */
+	ASSERT_EQ(self->recs.n, ours);
+	for (i = 0; i < 16; i++) {
+		ASSERT_EQ(per_type[i], before.per_type[i])
+			TH_LOG("per_type[%zu] (%s)", i, tt_type_name(i));
+	}
+	ASSERT_EQ(0, per_type[TCPTRACE_T_LOST]);
+	/*
+	 * Each connection: one TIMEWAIT (the client closed first) and three
+	 * sockets destroyed (listener, client, accepted); the refused one:
+	 * one RESET_RECEIVED and one DESTROY.
+	 */
+	ASSERT_EQ(2, per_type[TCPTRACE_T_TIMEWAIT]);
+	ASSERT_EQ(1, per_type[TCPTRACE_T_RESET_RECEIVED]);
+	ASSERT_EQ(2 * 3 + 1, per_type[TCPTRACE_T_DESTROY]);
+	ASSERT_EQ(0, per_type[TCPTRACE_T_RESET_SENT]);
+	ASSERT_EQ(0, per_type[TCPTRACE_T_RETRANSMIT]);
+	ASSERT_EQ(0, per_type[TCPTRACE_T_SYNACK_RETRANSMIT]);
+}
+
+TEST_HARNESS_MAIN

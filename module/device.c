@@ -10,12 +10,27 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/build_bug.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/uaccess.h>
 
 #include "tcptrace.h"
+
+/* The ABI: fixed size, natural alignment, no hidden padding. */
+static_assert(sizeof(struct tcptrace_record) == TCPTRACE_RECORD_SIZE);
+static_assert(offsetof(struct tcptrace_record, ts_ns) == 16);
+static_assert(offsetof(struct tcptrace_record, saddr) == 32);
+static_assert(offsetof(struct tcptrace_record, comm) == 72);
+static_assert(offsetof(struct tcptrace_record, packet) == 88);
+static_assert(sizeof(struct tcptrace_packet) == 40);
+static_assert(sizeof(struct tcptrace_state) == 40);
+static_assert(sizeof(struct tcptrace_synack) == 40);
+static_assert(sizeof(struct tcptrace_listen) == 40);
+static_assert(sizeof(struct tcptrace_lost) == 40);
+static_assert(sizeof(struct tcptrace_stats) == 248);
+static_assert(TCPTRACE_T_MAX <= ARRAY_SIZE(((struct tcptrace_stats *)0)->per_type));
 
 /* the open file that reads, or NULL */
 static struct file *tt_reader;

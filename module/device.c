@@ -30,7 +30,8 @@ static_assert(sizeof(struct tcptrace_synack) == 40);
 static_assert(sizeof(struct tcptrace_listen) == 40);
 static_assert(sizeof(struct tcptrace_lost) == 40);
 static_assert(sizeof(struct tcptrace_stats) == 248);
-static_assert(TCPTRACE_T_MAX <= ARRAY_SIZE(((struct tcptrace_stats *)0)->per_type));
+static_assert(ARRAY_SIZE(((struct tcptrace_stats *)0)->per_type) >=
+	      TCPTRACE_T_MAX);
 
 /* the open file that reads, or NULL */
 static struct file *tt_reader;

@@ -23,9 +23,10 @@ KDIR_WHY = set by KDIR=
 endif
 
 # the kernel the guest boots must be the one the module is built for
-KVER = $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
-VMRUN = KERNEL=$(or $(wildcard /boot/vmlinuz-$(KVER)),/boot/vmlinuz-$(KVER)) \
-	selftests/vm/run
+KVER = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
+	$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+VMENV = $(if $(wildcard /boot/vmlinuz-$(KVER)),KERNEL=/boot/vmlinuz-$(KVER))
+VMRUN = $(VMENV) selftests/vm/run
 
 .PHONY: all deps build module tool selftests lint check demo clean help
 
@@ -53,7 +54,7 @@ lint: module
 
 check: deps
 	@$(MAKE) --no-print-directory build
-	@KDIR=$(KDIR) KERNEL=/boot/vmlinuz-$(KVER) scripts/check.sh
+	@KDIR=$(KDIR) $(VMENV) scripts/check.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory build

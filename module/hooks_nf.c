@@ -110,28 +110,23 @@ static bool tt_nf_looped(const struct nf_hook_state *state)
 	       (state->in->flags & IFF_LOOPBACK);
 }
 
-static unsigned int tt_nf_ipv4(void *priv, struct sk_buff *skb,
-			       const struct nf_hook_state *state)
+/* Reads the TCP header at @thoff, within bounds, and looks at it. */
+static unsigned int tt_nf_tcp(struct sk_buff *skb,
+			      const struct nf_hook_state *state, int family,
+			      const void *saddr, const void *daddr,
+			      unsigned int thoff)
 {
-	const struct iphdr *iph = ip_hdr(skb);
 	const struct tcphdr *th;
-	unsigned int thoff, doff;
 	struct tcphdr _th;
+	unsigned int doff;
 
-	if (iph->protocol != IPPROTO_TCP || tt_nf_looped(state))
-		return NF_ACCEPT;
-	/* a fragment other than the first has no TCP header */
-	if (iph->frag_off & htons(IP_OFFSET))
-		return NF_ACCEPT;
-
-	thoff = skb_network_offset(skb) + iph->ihl * 4;
 	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
 	if (!th)
 		goto malformed;
 	doff = th->doff * 4;
 	if (doff < sizeof(*th) || thoff + doff > skb->len)
 		goto malformed;
-	tt_nf_segment(skb, state, AF_INET, &iph->saddr, &iph->daddr, th,
+	tt_nf_segment(skb, state, family, saddr, daddr, th,
 		      skb->len - thoff - doff);
 	return NF_ACCEPT;
 
@@ -140,14 +135,26 @@ malformed:
 	return NF_ACCEPT;
 }
 
+static unsigned int tt_nf_ipv4(void *priv, struct sk_buff *skb,
+			       const struct nf_hook_state *state)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+
+	if (iph->protocol != IPPROTO_TCP || tt_nf_looped(state))
+		return NF_ACCEPT;
+	/* a fragment other than the first has no TCP header */
+	if (iph->frag_off & htons(IP_OFFSET))
+		return NF_ACCEPT;
+	return tt_nf_tcp(skb, state, AF_INET, &iph->saddr, &iph->daddr,
+			 skb_network_offset(skb) + iph->ihl * 4);
+}
+
 static unsigned int tt_nf_ipv6(void *priv, struct sk_buff *skb,
 			       const struct nf_hook_state *state)
 {
 	const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 	unsigned short fragoff = 0;
-	const struct tcphdr *th;
-	unsigned int thoff, doff;
-	struct tcphdr _th;
+	unsigned int thoff = 0;
 	int proto;
 
 	if (tt_nf_looped(state))
@@ -155,27 +162,16 @@ static unsigned int tt_nf_ipv6(void *priv, struct sk_buff *skb,
 	if (ip6h->nexthdr == IPPROTO_TCP) {
 		thoff = skb_network_offset(skb) + sizeof(*ip6h);
 	} else {
-		thoff = 0;
 		proto = ipv6_find_hdr(skb, &thoff, IPPROTO_TCP, &fragoff, NULL);
-		if (proto == -EBADMSG)
-			goto malformed;
+		if (proto == -EBADMSG) {
+			tt_count_malformed();
+			return NF_ACCEPT;
+		}
 		if (proto != IPPROTO_TCP || fragoff)
 			return NF_ACCEPT;
 	}
-
-	th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-	if (!th)
-		goto malformed;
-	doff = th->doff * 4;
-	if (doff < sizeof(*th) || thoff + doff > skb->len)
-		goto malformed;
-	tt_nf_segment(skb, state, AF_INET6, &ip6h->saddr, &ip6h->daddr, th,
-		      skb->len - thoff - doff);
-	return NF_ACCEPT;
-
-malformed:
-	tt_count_malformed();
-	return NF_ACCEPT;
+	return tt_nf_tcp(skb, state, AF_INET6, &ip6h->saddr, &ip6h->daddr,
+			 thoff);
 }
 
 static const struct nf_hook_ops tt_nf_ops[] = {

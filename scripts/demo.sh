@@ -7,17 +7,25 @@
 #   1. client connects, sends, the client closes first
 #   2. client connects, the server closes first
 #   3. a connection refused (no listener)
+# then, each with its own watch on a port of its own:
+#   4. a lost third ACK: SYN-ACK retransmissions, the request given up, the
+#      client's data answered with RST (port 8081)
+#   5. a simultaneous close: both FINs cross, both sides go through CLOSING
+#      (port 8082)
+#   6. an accept queue overflow: somaxconn 2, nobody accepts, SYNs dropped
+#      and retransmitted (port 8083)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ko=${TCPTRACE_KO:-module/tcptrace.ko}
 ctl=userspace/tcptracectl
 out=$(mktemp)
+wout=$(mktemp)
 cleanup() {
 	[ -n "${watch_pid:-}" ] && kill -INT "$watch_pid" 2>/dev/null && wait "$watch_pid" || true
 	ip netns del demo_cli 2>/dev/null || true
 	ip netns del demo_srv 2>/dev/null || true
-	rm -f "$out"
+	rm -f "$out" "$wout"
 }
 trap cleanup EXIT
 
@@ -91,5 +99,142 @@ watch_pid=
 
 echo "== what tcptrace recorded (tcptracectl watch):"
 cat "$out"
+# One watch per scenario, on the scenario's port only.
+start_watch() {
+	"$ctl" watch -p "$1" >"$wout" &
+	watch_pid=$!
+	sleep 0.5
+}
+stop_watch() {
+	sleep 0.5
+	kill -INT "$watch_pid"
+	wait "$watch_pid" || true
+	watch_pid=
+	cat "$wout"
+}
+listeners() {
+	echo "-- /proc/net/tcptrace_listeners of the server netns $1:"
+	ip netns exec demo_srv cat /proc/net/tcptrace_listeners | sed 's/^/   /'
+}
+wait_listen() {
+	for _ in $(seq 100); do
+		ip netns exec demo_srv ss -Hltn "sport = :$1" | grep -q . && return
+		sleep 0.1
+	done
+}
+
+echo
+echo "== Lost third ACK: the server retransmits its SYN-ACK (tcp_synack_retries=2), gives up, then answers the client's data with RST"
+"$ctl" tune --netns demo_srv --synack-retries 2 | sed 's/^/-- tune: /'
+ip netns exec demo_cli nft 'add table inet demo; add chain inet demo out { type filter hook output priority 0; }; add rule inet demo out tcp dport 8081 tcp flags == ack drop'
+start_watch 8081
+ip netns exec demo_srv python3 -c '
+import socket, time
+s = socket.socket()
+s.bind(("10.7.0.2", 8081)); s.listen(8)
+time.sleep(12)
+' &
+srv_pid=$!
+wait_listen 8081
+ip netns exec demo_cli python3 -c '
+import socket, sys, time
+c = socket.create_connection(("10.7.0.2", 8081))
+print("connected", flush=True)
+sys.stdin.readline()
+c.sendall(b"hello\n")
+try:
+    c.recv(100)
+    print("-- the client: no reset?")
+except ConnectionResetError as e:
+    print("-- the client:", e)
+' < <(sleep 1; ip netns exec demo_srv cat /proc/net/tcptrace_listeners >"$out"
+      # 1 + 2 + 4 s until the request is dropped
+      sleep 7; ip netns exec demo_cli nft delete table inet demo; echo go) >"$out.cli"
+stop_watch
+echo "-- /proc/net/tcptrace_listeners of the server netns while the ACK is lost:"
+sed 's/^/   /' "$out"
+listeners "after the SYN-ACK retries"
+grep -v '^connected' "$out.cli" || true
+rm -f "$out.cli"
+kill "$srv_pid" 2>/dev/null || true
+wait "$srv_pid" 2>/dev/null || true
+
+echo
+echo "== Simultaneous close: both FINs cross (200 ms each way), both sides go FIN_WAIT1 -> CLOSING -> TIME_WAIT"
+ip netns exec demo_cli tc qdisc add dev va root netem delay 200ms
+ip netns exec demo_srv tc qdisc add dev vb root netem delay 200ms
+start_watch 8082
+# Both shut down at the same CLOCK_MONOTONIC instant, 1 s after the client
+# connected: the client writes that instant to $out, the server reads it.
+: >"$out"
+close_at='
+def close_at(c, at):
+    time.sleep(max(0, at - time.monotonic()))
+    c.shutdown(socket.SHUT_WR)
+    while c.recv(100):
+        pass
+    time.sleep(0.6)
+    c.close()
+'
+ip netns exec demo_srv python3 -c "
+import socket, time
+$close_at
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('10.7.0.2', 8082)); s.listen(8)
+c, _ = s.accept()
+while not open('$out').read().endswith('\\n'):
+    time.sleep(0.01)
+close_at(c, float(open('$out').read()))
+" &
+srv_pid=$!
+wait_listen 8082
+ip netns exec demo_cli python3 -c "
+import socket, time
+$close_at
+c = socket.create_connection(('10.7.0.2', 8082))
+at = time.monotonic() + 1
+with open('$out', 'w') as f:
+    f.write('%f\\n' % at)
+close_at(c, at)
+"
+wait "$srv_pid"
+stop_watch
+ip netns exec demo_cli tc qdisc del dev va root
+ip netns exec demo_srv tc qdisc del dev vb root
+
+echo
+echo "== Accept queue overflow: somaxconn=2 caps listen(8), nobody accepts; the 4th to 6th SYNs are dropped and retransmitted"
+"$ctl" tune --netns demo_srv --somaxconn 2 | sed 's/^/-- tune: /'
+start_watch 8083
+ip netns exec demo_srv python3 -c '
+import socket, time
+s = socket.socket()
+s.bind(("10.7.0.2", 8083)); s.listen(8)
+time.sleep(5)
+' &
+srv_pid=$!
+wait_listen 8083
+ip netns exec demo_cli python3 -c '
+import select, socket, time
+cs = []
+for i in range(6):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("10.7.0.2", 8083))
+    select.select([], [c], [], 0.2)
+    cs.append(c)
+# the first SYN retransmissions come after 1 s
+time.sleep(1.3)
+# byte 0 of TCP_INFO: the state, 1 ESTABLISHED, 2 SYN_SENT
+st = [c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] for c in cs]
+print("-- clients established:", st.count(1), "of", len(cs), "- still in SYN_SENT:", st.count(2))
+'
+listeners "(accept queue 3 > backlog 2: full)"
+stop_watch
+kill "$srv_pid" 2>/dev/null || true
+wait "$srv_pid" 2>/dev/null || true
+
+echo
 echo "== counters (tcptracectl stats):"
 "$ctl" stats

@@ -6,8 +6,8 @@
 # what tcptracectl watch recorded.
 #   1. client connects, sends, the client closes first
 #   2. client connects, the server closes first
-#   3. a connection refused (no listener)
 # then, each with its own watch on a port of its own:
+#   3. a connection refused (no listener on port 9)
 #   4. a lost third ACK: SYN-ACK retransmissions, the request given up, the
 #      client's data answered with RST (port 8081)
 #   5. a simultaneous close: both FINs cross, both sides go through CLOSING
@@ -86,10 +86,6 @@ for who in ("client-closes", "server-closes"):
         time.sleep(0.3)
     c.close()
     time.sleep(0.5)
-try:
-    socket.create_connection(("10.7.0.2", 9), timeout=2)
-except OSError as e:
-    print("== refused as expected:", e)
 PY
 wait "$srv_pid"
 sleep 1
@@ -97,7 +93,7 @@ kill -INT "$watch_pid"
 wait "$watch_pid" || true
 watch_pid=
 
-echo "== what tcptrace recorded (tcptracectl watch):"
+echo "== Three-way handshake and four-way teardown: the client closes first, then a connection the server closes first (port 8080)"
 cat "$out"
 # One watch per scenario, on the scenario's port only.
 start_watch() {
@@ -122,6 +118,18 @@ wait_listen() {
 		sleep 0.1
 	done
 }
+
+echo
+echo "== Connection refused: nothing listens on port 9, the SYN (seq x) is answered by RST|ACK with ack x+1"
+start_watch 9
+ip netns exec demo_cli python3 -c '
+import socket
+try:
+    socket.create_connection(("10.7.0.2", 9), timeout=2)
+except OSError as e:
+    print("-- the client:", e)
+'
+stop_watch
 
 echo
 echo "== Lost third ACK: the server retransmits its SYN-ACK (tcp_synack_retries=2), gives up, then answers the client's data with RST"

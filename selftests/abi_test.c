@@ -92,35 +92,28 @@ static int clear_quiet(int fd)
 }
 
 FIXTURE(abi) {
-	struct tt_env env;
-	int dev;
+	struct tt_case c;
 };
 
 FIXTURE_SETUP(abi)
 {
 	char err[256];
 
-	self->dev = tt_dev_open(O_RDONLY);
-	ASSERT_LE(0, self->dev)
-		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
-		       TCPTRACE_DEVICE, strerror(-self->dev));
-	ASSERT_EQ(0, tt_env_setup(&self->env, AF_INET, false, err,
-				  sizeof(err)))
+	ASSERT_EQ(0, tt_case_setup(&self->c, AF_INET, false, err,
+				   sizeof(err)))
 		TH_LOG("%s", err);
 }
 
 FIXTURE_TEARDOWN(abi)
 {
-	tt_env_cleanup(&self->env);
-	if (self->dev >= 0)
-		close(self->dev);
+	tt_case_teardown(&self->c, true);
 }
 
 TEST_F(abi, version)
 {
 	__u32 v = 0;
 
-	ASSERT_EQ(0, ioctl(self->dev, TCPTRACE_IOC_VERSION, &v));
+	ASSERT_EQ(0, ioctl(self->c.dev, TCPTRACE_IOC_VERSION, &v));
 	ASSERT_EQ(TCPTRACE_ABI_VERSION, v);
 }
 
@@ -130,19 +123,20 @@ TEST_F(abi, unknown_ioctl)
 	__u32 v = 0;
 
 	errno = 0;
-	ASSERT_EQ(-1, ioctl(self->dev, _IO(TCPTRACE_IOC_MAGIC, 0x7f)));
+	ASSERT_EQ(-1, ioctl(self->c.dev, _IO(TCPTRACE_IOC_MAGIC, 0x7f)));
 	ASSERT_EQ(ENOTTY, errno);
 	errno = 0;
-	ASSERT_EQ(-1, ioctl(self->dev, _IOR('T', 1, __u32), &v));
+	ASSERT_EQ(-1, ioctl(self->c.dev, _IOR('T', 1, __u32), &v));
 	ASSERT_EQ(ENOTTY, errno);
 	/* the VERSION number with another size is another command */
 	errno = 0;
-	ASSERT_EQ(-1, ioctl(self->dev, _IOR(TCPTRACE_IOC_MAGIC, 1, __u64),
+	ASSERT_EQ(-1, ioctl(self->c.dev, _IOR(TCPTRACE_IOC_MAGIC, 1, __u64),
 			    &big));
 	ASSERT_EQ(ENOTTY, errno);
 	/* and CLEAR with a direction */
 	errno = 0;
-	ASSERT_EQ(-1, ioctl(self->dev, _IOW(TCPTRACE_IOC_MAGIC, 3, __u32), &v));
+	ASSERT_EQ(-1, ioctl(self->c.dev, _IOW(TCPTRACE_IOC_MAGIC, 3, __u32),
+			    &v));
 	ASSERT_EQ(ENOTTY, errno);
 }
 
@@ -155,7 +149,7 @@ TEST_F(abi, stats)
 	size_t i;
 
 	ASSERT_LT(0, param) TH_LOG("cannot read " PARAM_BUF);
-	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
 	ASSERT_EQ(sizeof(st), st.size);
 	ASSERT_EQ(TCPTRACE_ABI_VERSION, st.abi_version);
 	ASSERT_EQ(roundup_pow2(param), st.ring_records);
@@ -178,23 +172,23 @@ TEST_F(abi, clear)
 	struct tcptrace_record r;
 	size_t i;
 
-	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
-	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
 	ASSERT_LT(0, st.events);
 	ASSERT_LT(0, st.queued);
 	ASSERT_LT(0, st.per_type[TCPTRACE_T_PACKET]);
 	ASSERT_LT(0, st.per_type[TCPTRACE_T_STATE]);
 
-	ASSERT_EQ(0, tt_dev_clear(self->dev));
-	ASSERT_EQ(0, tt_dev_stats(self->dev, &st));
+	ASSERT_EQ(0, tt_dev_clear(self->c.dev));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
 	ASSERT_EQ(0, st.events);
 	ASSERT_EQ(0, st.drops);
 	ASSERT_EQ(0, st.queued);
 	for (i = 0; i < 16; i++) {
 		ASSERT_EQ(0, st.per_type[i]);
 	}
-	ASSERT_EQ(0, fcntl(self->dev, F_SETFL, O_NONBLOCK));
-	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(0, fcntl(self->c.dev, F_SETFL, O_NONBLOCK));
+	ASSERT_EQ(-1, read(self->c.dev, &r, sizeof(r)));
 	ASSERT_EQ(EAGAIN, errno);
 }
 
@@ -204,23 +198,23 @@ TEST_F(abi, short_read)
 	struct tt_recs recs = { 0 }, ours = { 0 };
 	int lfd;
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
 	/* three records: CLOSE->LISTEN, LISTEN->CLOSE, DESTROY */
-	lfd = tt_listen(&self->env, PORT);
+	lfd = tt_listen(&self->c.env, PORT);
 	ASSERT_LE(0, lfd);
 	close(lfd);
 
 	errno = 0;
-	ASSERT_EQ(-1, read(self->dev, r, TCPTRACE_RECORD_SIZE - 1));
+	ASSERT_EQ(-1, read(self->c.dev, r, TCPTRACE_RECORD_SIZE - 1));
 	ASSERT_EQ(EINVAL, errno);
 	errno = 0;
-	ASSERT_EQ(-1, read(self->dev, r, 1));
+	ASSERT_EQ(-1, read(self->c.dev, r, 1));
 	ASSERT_EQ(EINVAL, errno);
 	/* whole records only: 200 bytes give one */
-	ASSERT_EQ(TCPTRACE_RECORD_SIZE, read(self->dev, r, 200));
+	ASSERT_EQ(TCPTRACE_RECORD_SIZE, read(self->c.dev, r, 200));
 	ASSERT_EQ(0, tt_recs_push(&recs, &r[0]));
-	ASSERT_EQ(0, tt_collect(self->dev, &recs, 300, 5000));
-	tt_recs_select_netns(&recs, &ours, self->env.c_ino, 0);
+	ASSERT_EQ(0, tt_collect(self->c.dev, &recs, 300, 5000));
+	tt_recs_select_netns(&recs, &ours, self->c.env.c_ino, 0);
 	/* the failed reads consumed nothing */
 	ASSERT_EQ(3, ours.n);
 	ASSERT_EQ(TCPTRACE_T_STATE, ours.r[0].type);
@@ -239,14 +233,14 @@ TEST_F(abi, short_read)
 TEST_F(abi, nonblock_empty)
 {
 	struct tcptrace_record r;
-	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct pollfd pfd = { .fd = self->c.dev, .events = POLLIN };
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
-	close(self->dev);
-	self->dev = tt_dev_open(O_RDONLY | O_NONBLOCK);
-	ASSERT_LE(0, self->dev);
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
+	close(self->c.dev);
+	self->c.dev = tt_dev_open(O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, self->c.dev);
 	errno = 0;
-	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(-1, read(self->c.dev, &r, sizeof(r)));
 	ASSERT_EQ(EAGAIN, errno);
 	ASSERT_EQ(0, poll(&pfd, 1, 0));
 }
@@ -264,14 +258,14 @@ TEST_F(abi, one_reader)
 	__u32 version = 0;
 	int a, b, c;
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
-	/* self->dev read last: it is the reader until it is closed */
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
+	/* self->c.dev read last: it is the reader until it is closed */
 	a = tt_dev_open(O_RDONLY | O_NONBLOCK);
 	ASSERT_LE(0, a);
 	ASSERT_EQ(-1, read(a, buf, sizeof(buf)));
 	ASSERT_EQ(EBUSY, errno);
-	close(self->dev);
-	self->dev = -1;
+	close(self->c.dev);
+	self->c.dev = -1;
 
 	/* any number of opens; the ioctls work on each */
 	b = tt_dev_open(O_RDONLY | O_NONBLOCK);
@@ -295,7 +289,7 @@ TEST_F(abi, one_reader)
 	close(b);
 	pfd.revents = 0;
 	ASSERT_EQ(0, poll(&pfd, 1, 0));
-	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+	ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
 	ASSERT_EQ(1, poll(&pfd, 1, 2000));
 	ASSERT_EQ(POLLIN, pfd.revents & (POLLIN | POLLERR));
 	ASSERT_EQ((ssize_t)sizeof(buf), read(a, buf, sizeof(buf)));
@@ -304,16 +298,16 @@ TEST_F(abi, one_reader)
 	ASSERT_EQ(-1, read(c, buf, sizeof(buf)));
 	ASSERT_EQ(EBUSY, errno);
 	close(c);
-	self->dev = a;
+	self->c.dev = a;
 }
 
 TEST_F(abi, poll_readable)
 {
-	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct pollfd pfd = { .fd = self->c.dev, .events = POLLIN };
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
 	ASSERT_EQ(0, poll(&pfd, 1, 0));
-	ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
+	ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
 	pfd.revents = 0;
 	ASSERT_EQ(1, poll(&pfd, 1, 2000));
 	ASSERT_EQ(POLLIN, pfd.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL));
@@ -322,17 +316,17 @@ TEST_F(abi, poll_readable)
 /* poll() sleeping when the first record comes */
 TEST_F(abi, poll_wakeup)
 {
-	struct pollfd pfd = { .fd = self->dev, .events = POLLIN };
+	struct pollfd pfd = { .fd = self->c.dev, .events = POLLIN };
 	uint64_t t0;
 	pid_t pid;
 	int status;
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		tt_msleep(300);
-		_exit(tt_quick_conn(&self->env, PORT) ? 1 : 0);
+		_exit(tt_quick_conn(&self->c.env, PORT) ? 1 : 0);
 	}
 	t0 = tt_now_ns();
 	ASSERT_EQ(1, poll(&pfd, 1, 5000));
@@ -351,15 +345,15 @@ TEST_F(abi, blocking_read)
 	pid_t pid;
 	int status;
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		tt_msleep(300);
-		_exit(tt_quick_conn(&self->env, PORT) ? 1 : 0);
+		_exit(tt_quick_conn(&self->c.env, PORT) ? 1 : 0);
 	}
 	t0 = tt_now_ns();
-	n = read(self->dev, r, sizeof(r));
+	n = read(self->c.dev, r, sizeof(r));
 	ASSERT_LT(0, n);
 	ASSERT_EQ(0, n % TCPTRACE_RECORD_SIZE);
 	ASSERT_LE(200000000ull, tt_now_ns() - t0);
@@ -379,7 +373,7 @@ TEST_F(abi, blocking_read_signal)
 	struct tcptrace_record r;
 	pid_t parent = getpid(), pid;
 
-	ASSERT_EQ(0, clear_quiet(self->dev));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -389,63 +383,33 @@ TEST_F(abi, blocking_read_signal)
 		_exit(0);
 	}
 	errno = 0;
-	ASSERT_EQ(-1, read(self->dev, &r, sizeof(r)));
+	ASSERT_EQ(-1, read(self->c.dev, &r, sizeof(r)));
 	ASSERT_EQ(EINTR, errno);
 	waitpid(pid, NULL, 0);
 }
 
 FIXTURE(records) {
-	struct tt_env env;
-	int dev;
-	struct tt_recs recs;
+	struct tt_case c;
 };
 
-FIXTURE_VARIANT(records) {
-	int family;
-	bool veth;
-};
-
-FIXTURE_VARIANT_ADD(records, ip4_veth) {
-	.family = AF_INET,
-	.veth = true,
-};
-
-FIXTURE_VARIANT_ADD(records, ip6_veth) {
-	.family = AF_INET6,
-	.veth = true,
-};
-
-FIXTURE_VARIANT_ADD(records, ip4_lo) {
-	.family = AF_INET,
-	.veth = false,
-};
-
-FIXTURE_VARIANT_ADD(records, ip6_lo) {
-	.family = AF_INET6,
-	.veth = false,
-};
+TT_VETH_VARIANTS(records);
+TT_LO_VARIANTS(records);
 
 FIXTURE_SETUP(records)
 {
 	char err[256];
 
-	self->dev = tt_dev_open(O_RDONLY);
-	ASSERT_LE(0, self->dev)
-		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
-		       TCPTRACE_DEVICE, strerror(-self->dev));
-	ASSERT_EQ(0, tt_env_setup(&self->env, variant->family, variant->veth,
-				  err, sizeof(err)))
+	ASSERT_EQ(0, tt_case_setup(&self->c, variant->family, variant->veth,
+				   err, sizeof(err)))
 		TH_LOG("%s", err);
 }
 
+/* On failure, every record read: they all belong to the test. */
 FIXTURE_TEARDOWN(records)
 {
 	if (!_metadata->passed)
-		tt_dump(stderr, "records read", &self->recs);
-	tt_recs_free(&self->recs);
-	tt_env_cleanup(&self->env);
-	if (self->dev >= 0)
-		close(self->dev);
+		tt_dump(stderr, "records read", &self->c.all);
+	tt_case_teardown(&self->c, true);
 }
 
 /*
@@ -464,22 +428,22 @@ TEST_F(records, wellformed)
 	int err, fd;
 
 	for (try = 0; try < 5; try++) {
-		tt_recs_free(&self->recs);
+		tt_recs_free(&self->c.all);
 		memset(per_type, 0, sizeof(per_type));
 		ours = 0;
-		ASSERT_EQ(0, clear_quiet(self->dev));
+		ASSERT_EQ(0, clear_quiet(self->c.dev));
 		t0 = tt_now_ns();
-		ASSERT_EQ(0, tt_quick_conn(&self->env, PORT));
-		ASSERT_EQ(0, tt_quick_conn(&self->env, PORT + 1));
-		fd = tt_connect(&self->env, PORT + 2, &err);
+		ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
+		ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT + 1));
+		fd = tt_connect(&self->c.env, PORT + 2, &err);
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(ECONNREFUSED, err);
 		close(fd);
 		tt_msleep(300);
-		ASSERT_EQ(0, tt_dev_stats(self->dev, &before));
-		ASSERT_EQ(0, tt_collect(self->dev, &self->recs, 300, 10000));
+		ASSERT_EQ(0, tt_dev_stats(self->c.dev, &before));
+		ASSERT_EQ(0, tt_collect(self->c.dev, &self->c.all, 300, 10000));
 		t1 = tt_now_ns();
-		ASSERT_EQ(0, tt_dev_stats(self->dev, &after));
+		ASSERT_EQ(0, tt_dev_stats(self->c.dev, &after));
 		/* something else of the machine wrote records meanwhile */
 		if (after.events != before.events)
 			continue;
@@ -488,11 +452,11 @@ TEST_F(records, wellformed)
 	ASSERT_EQ(after.events, before.events);
 	ASSERT_EQ(0, before.drops);
 	ASSERT_EQ(0, after.queued);
-	ASSERT_EQ(self->recs.n, before.queued);
-	ASSERT_EQ(self->recs.n, before.events);
+	ASSERT_EQ(self->c.all.n, before.queued);
+	ASSERT_EQ(self->c.all.n, before.events);
 
-	for (i = 0; i < self->recs.n; i++) {
-		const struct tcptrace_record *r = &self->recs.r[i];
+	for (i = 0; i < self->c.all.n; i++) {
+		const struct tcptrace_record *r = &self->c.all.r[i];
 		const char *p = tt_record_problem(r);
 		char line[512];
 
@@ -504,18 +468,19 @@ TEST_F(records, wellformed)
 		ASSERT_LE(t0, r->ts_ns) TH_LOG("record %zu: %s", i, line);
 		ASSERT_GE(t1, r->ts_ns) TH_LOG("record %zu: %s", i, line);
 		if (i) {
-			ASSERT_LE(self->recs.r[i - 1].ts_ns, r->ts_ns)
+			ASSERT_LE(self->c.all.r[i - 1].ts_ns, r->ts_ns)
 				TH_LOG("timestamps go back at record %zu", i);
 		}
 		per_type[r->type]++;
-		if (r->netns == self->env.c_ino || r->netns == self->env.s_ino)
+		if (r->netns == self->c.env.c_ino ||
+		    r->netns == self->c.env.s_ino)
 			ours++;
 		if (r->type != TCPTRACE_T_LOST) {
-			ASSERT_EQ(self->env.family, r->family);
+			ASSERT_EQ(self->c.env.family, r->family);
 		}
 	}
 	/* the connections above are all there is */
-	ASSERT_EQ(self->recs.n, ours);
+	ASSERT_EQ(self->c.all.n, ours);
 	for (i = 0; i < 16; i++) {
 		ASSERT_EQ(per_type[i], before.per_type[i])
 			TH_LOG("per_type[%zu] (%s)", i, tt_type_name(i));

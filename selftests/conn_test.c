@@ -94,99 +94,35 @@ static struct exp_sk sk_full(uint8_t type, uint8_t old, uint8_t new,
 }
 
 FIXTURE(conn) {
-	struct tt_env env;
-	int dev;
-	int lfd;		/* listener */
-	int cfd;		/* client */
-	int afd;		/* accepted */
-	uint16_t cport;
-	struct tt_recs all;	/* every record read */
-	struct tt_recs ours;	/* those of the test's namespaces */
+	struct tt_case c;
 	char comm[16];
 };
 
-FIXTURE_VARIANT(conn) {
-	int family;
-	bool veth;
-};
-
-FIXTURE_VARIANT_ADD(conn, ip4_veth) {
-	.family = AF_INET,
-	.veth = true,
-};
-
-FIXTURE_VARIANT_ADD(conn, ip6_veth) {
-	.family = AF_INET6,
-	.veth = true,
-};
-
-FIXTURE_VARIANT_ADD(conn, ip4_lo) {
-	.family = AF_INET,
-	.veth = false,
-};
-
-FIXTURE_VARIANT_ADD(conn, ip6_lo) {
-	.family = AF_INET6,
-	.veth = false,
-};
+TT_VETH_VARIANTS(conn);
+TT_LO_VARIANTS(conn);
 
 FIXTURE_SETUP(conn)
 {
 	char err[256];
 
-	self->lfd = self->cfd = self->afd = -1;
 	prctl(PR_GET_NAME, self->comm);
-	self->dev = tt_dev_open(O_RDONLY);
-	ASSERT_LE(0, self->dev)
-		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
-		       TCPTRACE_DEVICE, strerror(-self->dev));
-	ASSERT_EQ(0, tt_env_setup(&self->env, variant->family, variant->veth,
-				  err, sizeof(err)))
+	ASSERT_EQ(0, tt_case_setup(&self->c, variant->family, variant->veth,
+				   err, sizeof(err)))
 		TH_LOG("%s", err);
-	ASSERT_EQ(0, tt_dev_clear(self->dev));
+	ASSERT_EQ(0, tt_dev_clear(self->c.dev));
 }
 
 FIXTURE_TEARDOWN(conn)
 {
-	if (!_metadata->passed) {
-		fprintf(stderr, "# client ns %u, server ns %u, client port %u\n",
-			self->env.c_ino, self->env.s_ino, self->cport);
-		tt_dump(stderr, "records of the test's namespaces", &self->ours);
-	}
-	if (self->afd >= 0)
-		close(self->afd);
-	if (self->cfd >= 0)
-		close(self->cfd);
-	if (self->lfd >= 0)
-		close(self->lfd);
-	tt_env_cleanup(&self->env);
-	if (self->dev >= 0)
-		close(self->dev);
-	tt_recs_free(&self->all);
-	tt_recs_free(&self->ours);
+	tt_case_teardown(&self->c, _metadata->passed);
 }
 
 static void collect(struct __test_metadata *_metadata,
 		    FIXTURE_DATA(conn) *self)
 {
-	size_t i;
+	const char *p = tt_case_collect(&self->c, 300, true);
 
-	ASSERT_EQ(0, tt_collect(self->dev, &self->all, 300, 10000));
-	tt_recs_select_netns(&self->all, &self->ours, self->env.c_ino,
-			     self->env.s_ino);
-	for (i = 0; i < self->all.n; i++) {
-		const char *p = tt_record_problem(&self->all.r[i]);
-		char line[512];
-
-		tt_format(&self->all.r[i], line, sizeof(line));
-		ASSERT_EQ(NULL, p)
-			TH_LOG("record %zu: %s: %s", i, p, line);
-		if (i) {
-			ASSERT_LE(self->all.r[i - 1].ts_ns,
-				  self->all.r[i].ts_ns)
-				TH_LOG("timestamps go back at record %zu", i);
-		}
-	}
+	ASSERT_EQ(NULL, p) TH_LOG("%s", p);
 }
 
 static void select_pkts(const struct tt_recs *in, struct sel *out,
@@ -267,16 +203,16 @@ static void check_pkts(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(conn) *self, const struct sel *pk,
 		       const struct exp_pkt *e, size_t n, uint16_t sport)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	size_t k;
 
 	ASSERT_EQ(n, pk->n) TH_LOG("PACKET records of the connection");
 	for (k = 0; k < n; k++) {
-		const struct tcptrace_record *r = &self->ours.r[pk->i[k]];
+		const struct tcptrace_record *r = &self->c.ours.r[pk->i[k]];
 		const uint8_t *src = e[k].from_client ? env->c_addr : env->s_addr;
 		const uint8_t *dst = e[k].from_client ? env->s_addr : env->c_addr;
-		uint16_t sp = e[k].from_client ? self->cport : sport;
-		uint16_t dp = e[k].from_client ? sport : self->cport;
+		uint16_t sp = e[k].from_client ? self->c.cport : sport;
+		uint16_t dp = e[k].from_client ? sport : self->c.cport;
 
 		ASSERT_EQ(e[k].netns, r->netns) TH_LOG("packet %zu netns", k);
 		ASSERT_EQ(e[k].dir, r->dir) TH_LOG("packet %zu dir", k);
@@ -315,13 +251,13 @@ static void check_sock(struct __test_metadata *_metadata,
 		       const struct exp_sk *e, size_t n, bool client,
 		       uint16_t sport, const char *what)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	const uint8_t zero[16] = { 0 };
 	size_t k;
 
 	ASSERT_EQ(n, sk->n) TH_LOG("number of records of the %s socket", what);
 	for (k = 0; k < n; k++) {
-		const struct tcptrace_record *r = &self->ours.r[sk->i[k]];
+		const struct tcptrace_record *r = &self->c.ours.r[sk->i[k]];
 
 		ASSERT_EQ(e[k].type, r->type) TH_LOG("%s %zu type", what, k);
 		ASSERT_EQ(client ? env->c_ino : env->s_ino, r->netns);
@@ -334,7 +270,7 @@ static void check_sock(struct __test_metadata *_metadata,
 			TH_LOG("%s %zu timeo_ms", what, k);
 		if (!e[k].addrs)
 			continue;
-		ASSERT_EQ(client ? self->cport : sport, r->sport)
+		ASSERT_EQ(client ? self->c.cport : sport, r->sport)
 			TH_LOG("%s %zu sport", what, k);
 		if (e[k].disconnected) {
 			/* tcp_disconnect() reset the local address and the
@@ -350,7 +286,7 @@ static void check_sock(struct __test_metadata *_metadata,
 			ASSERT_EQ(0, memcmp(client ? env->s_addr : env->c_addr,
 					    r->daddr, 16))
 				TH_LOG("%s %zu daddr", what, k);
-			ASSERT_EQ(client ? sport : self->cport, r->dport)
+			ASSERT_EQ(client ? sport : self->c.cport, r->dport)
 				TH_LOG("%s %zu dport", what, k);
 		}
 		ASSERT_EQ(e[k].snd_nxt, r->state.snd_nxt)
@@ -373,17 +309,9 @@ static void check_task(struct __test_metadata *_metadata,
 static void establish(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(conn) *self)
 {
-	int err;
+	const char *p = tt_case_establish(&self->c, PORT);
 
-	self->lfd = tt_listen(&self->env, PORT);
-	ASSERT_LE(0, self->lfd) TH_LOG("listen: %s", strerror(-self->lfd));
-	self->cfd = tt_connect(&self->env, PORT, &err);
-	ASSERT_LE(0, self->cfd);
-	ASSERT_EQ(0, err) TH_LOG("connect: %s", strerror(err));
-	self->afd = accept4(self->lfd, NULL, NULL, SOCK_CLOEXEC);
-	ASSERT_LE(0, self->afd);
-	self->cport = tt_local_port(self->cfd);
-	ASSERT_NE(0, self->cport);
+	ASSERT_EQ(NULL, p) TH_LOG("%s", p);
 }
 
 struct hs {
@@ -397,7 +325,7 @@ struct hs {
 };
 
 /*
- * Checks the handshake part of self->ours; extra_c/extra_s are the records
+ * Checks the handshake part of self->c.ours; extra_c/extra_s are the records
  * expected on the client/accepted socket after the handshake.
  */
 static void check_handshake(struct __test_metadata *_metadata,
@@ -405,8 +333,8 @@ static void check_handshake(struct __test_metadata *_metadata,
 			    const struct exp_sk *extra_c, size_t n_extra_c,
 			    const struct exp_sk *extra_s, size_t n_extra_s)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	struct exp_sk ec[16], es[16];
 	struct exp_pkt ep[8];
 	size_t i_syn_sent, i_listen, i_synrecv, i_c_est, i_s_est, np = 0;
@@ -414,7 +342,7 @@ static void check_handshake(struct __test_metadata *_metadata,
 	size_t k;
 
 	/* The client's SYN gives x, the server's SYN-ACK y. */
-	select_pkts(o, &h->pk, self->cport, PORT);
+	select_pkts(o, &h->pk, self->c.cport, PORT);
 	ASSERT_LE(env->veth ? 6 : 3, h->pk.n);
 	h->x = o->r[h->pk.i[0]].packet.seq;
 	h->y = o->r[h->pk.i[env->veth ? 2 : 1]].packet.seq;
@@ -531,7 +459,7 @@ TEST_F(conn, handshake)
 	collect(_metadata, self);
 	check_handshake(_metadata, self, &h, NULL, 0, NULL, 0);
 	/* nothing else: every segment once, no stray record */
-	ASSERT_EQ(h.n, self->ours.n);
+	ASSERT_EQ(h.n, self->c.ours.n);
 	ASSERT_EQ(h.n, h.pk.n + 5);
 }
 
@@ -546,7 +474,7 @@ static void teardown_test(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(conn) *self, bool client_closes)
 {
 	static char buf_c[DATA_C], buf_d[DATA_D], rbuf[DATA_D + 1];
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	uint32_t a_isn, p_isn, u, v, w, fin_w, ack_v;
 	struct exp_sk ea[5], ep[4];
 	struct exp_pkt e[16];
@@ -556,8 +484,8 @@ static void teardown_test(struct __test_metadata *_metadata,
 	int afd, pfd;
 
 	establish(_metadata, self);
-	afd = client_closes ? self->cfd : self->afd;
-	pfd = client_closes ? self->afd : self->cfd;
+	afd = client_closes ? self->c.cfd : self->c.afd;
+	pfd = client_closes ? self->c.afd : self->c.cfd;
 	memset(buf_c, 'c', sizeof(buf_c));
 	memset(buf_d, 'd', sizeof(buf_d));
 
@@ -577,25 +505,25 @@ static void teardown_test(struct __test_metadata *_metadata,
 
 	ASSERT_EQ(0, close(pfd));
 	if (client_closes)
-		self->afd = -1;
+		self->c.afd = -1;
 	else
-		self->cfd = -1;
+		self->c.cfd = -1;
 	ASSERT_EQ(0, recv(afd, rbuf, sizeof(rbuf), 0));	/* the peer's FIN */
 	tt_msleep(100);
 	ASSERT_EQ(TT_CLOSE, tt_tcp_state(afd));
 	ASSERT_EQ(0, close(afd));
 	if (client_closes)
-		self->cfd = -1;
+		self->c.cfd = -1;
 	else
-		self->afd = -1;
+		self->c.afd = -1;
 
 	collect(_metadata, self);
 
 	/* sequence numbers from the handshake records */
-	select_pkts(&self->ours, &h.pk, self->cport, PORT);
+	select_pkts(&self->c.ours, &h.pk, self->c.cport, PORT);
 	ASSERT_LE(env->veth ? 6 : 3, h.pk.n);
-	h.x = self->ours.r[h.pk.i[0]].packet.seq;
-	h.y = self->ours.r[h.pk.i[env->veth ? 2 : 1]].packet.seq;
+	h.x = self->c.ours.r[h.pk.i[0]].packet.seq;
+	h.y = self->c.ours.r[h.pk.i[env->veth ? 2 : 1]].packet.seq;
 	a_isn = client_closes ? h.x : h.y;
 	p_isn = client_closes ? h.y : h.x;
 	u = a_isn + 1 + DATA_C;
@@ -650,17 +578,19 @@ static void teardown_test(struct __test_metadata *_metadata,
 			tp.i[k] = h.pk.i[nh + k];
 		check_pkts(_metadata, self, &tp, e, np, PORT);
 		/* w = v + d exactly, v from the passive side's ACK */
-		fin_w = self->ours.r[tp.i[env->veth ? 4 : 2]].packet.seq;
-		ack_v = self->ours.r[tp.i[env->veth ? 2 : 1]].packet.seq;
+		fin_w = self->c.ours.r[tp.i[env->veth ? 4 : 2]].packet.seq;
+		ack_v = self->c.ours.r[tp.i[env->veth ? 2 : 1]].packet.seq;
 		ASSERT_EQ(DATA_D, fin_w - ack_v);
 
 		/* causal order of the states and the segments */
-		select_sock(&self->ours, &ska, client_closes ? h.c_id : h.s_id);
-		select_sock(&self->ours, &skp, client_closes ? h.s_id : h.c_id);
+		select_sock(&self->c.ours, &ska,
+			    client_closes ? h.c_id : h.s_id);
+		select_sock(&self->c.ours, &skp,
+			    client_closes ? h.s_id : h.c_id);
 		ia = 2;		/* first record of each after the handshake */
 		ip = 2;
 		/* active: ESTABLISHED->FIN_WAIT1 in shutdown(), then its FIN */
-		check_task(_metadata, self, &self->ours.r[ska.i[ia]]);
+		check_task(_metadata, self, &self->c.ours.r[ska.i[ia]]);
 		ASSERT_LT(ska.i[ia], tp.i[0]);
 		/* passive: CLOSE_WAIT when the FIN arrives, before its ACK */
 		ASSERT_LT(tp.i[env->veth ? 1 : 0], skp.i[ip]);
@@ -668,7 +598,7 @@ static void teardown_test(struct __test_metadata *_metadata,
 		/* active: FIN_WAIT2 when that ACK arrives */
 		ASSERT_LT(tp.i[env->veth ? 3 : 1], ska.i[ia + 1]);
 		/* passive: LAST_ACK in close(), then its FIN */
-		check_task(_metadata, self, &self->ours.r[skp.i[ip + 1]]);
+		check_task(_metadata, self, &self->c.ours.r[skp.i[ip + 1]]);
 		ASSERT_LT(ska.i[ia + 1], skp.i[ip + 1]);
 		ASSERT_LT(skp.i[ip + 1], tp.i[env->veth ? 4 : 2]);
 		/* active: final ACK, then TIMEWAIT, then FIN_WAIT2->CLOSE */
@@ -680,7 +610,7 @@ static void teardown_test(struct __test_metadata *_metadata,
 	}
 
 	/* nothing else */
-	ASSERT_EQ(1 + 7 + 6 + h.pk.n, self->ours.n);
+	ASSERT_EQ(1 + 7 + 6 + h.pk.n, self->c.ours.n);
 }
 
 TEST_F(conn, teardown_by_client)
@@ -695,8 +625,8 @@ TEST_F(conn, teardown_by_server)
 
 TEST_F(conn, refused)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	struct exp_pkt e[4];
 	struct exp_sk es[4];
 	struct sel pk, sk;
@@ -704,18 +634,18 @@ TEST_F(conn, refused)
 	uint32_t x;
 	int err;
 
-	self->cfd = tt_connect(env, CLOSED_PORT, &err);
-	ASSERT_LE(0, self->cfd);
+	self->c.cfd = tt_connect(env, CLOSED_PORT, &err);
+	ASSERT_LE(0, self->c.cfd);
 	ASSERT_EQ(ECONNREFUSED, err);
-	self->cport = tt_local_port(self->cfd);
-	ASSERT_NE(0, self->cport);
-	ASSERT_EQ(TT_CLOSE, tt_tcp_state(self->cfd));
-	ASSERT_EQ(0, close(self->cfd));
-	self->cfd = -1;
+	self->c.cport = tt_local_port(self->c.cfd);
+	ASSERT_NE(0, self->c.cport);
+	ASSERT_EQ(TT_CLOSE, tt_tcp_state(self->c.cfd));
+	ASSERT_EQ(0, close(self->c.cfd));
+	self->c.cfd = -1;
 
 	collect(_metadata, self);
 
-	select_pkts(o, &pk, self->cport, CLOSED_PORT);
+	select_pkts(o, &pk, self->c.cport, CLOSED_PORT);
 	ASSERT_LE(1, pk.n);
 	x = o->r[pk.i[0]].packet.seq;
 	push_seg(env, e, &np, true, TT_F_SYN, x, 0, 0, DOFF_SYN);

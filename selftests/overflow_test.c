@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,24 +21,6 @@
 #define CLOSED_PORT	5001
 #define RING		16
 #define FLOOD_CONNS	40
-
-/* $TCPTRACE_KO, else ../module/tcptrace.ko next to this program */
-static void module_path(char *buf, size_t len)
-{
-	const char *env = getenv("TCPTRACE_KO");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(buf, len, "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		n = 0;
-	exe[n] = 0;
-	snprintf(buf, len, "%s/../module/tcptrace.ko", dirname(exe));
-}
 
 FIXTURE(overflow) {
 	struct tt_env env;
@@ -54,7 +35,7 @@ FIXTURE_SETUP(overflow)
 	char err[256];
 
 	self->dev = -1;
-	module_path(self->ko, sizeof(self->ko));
+	tt_module_path(self->ko, sizeof(self->ko));
 	ASSERT_EQ(0, access(self->ko, R_OK))
 		TH_LOG("%s: %s (set TCPTRACE_KO)", self->ko, strerror(errno));
 	tt_run("rmmod tcptrace 2>/dev/null");

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,23 +18,6 @@
 #include "tcptrace_util.h"
 
 #define PARAMS	"/sys/module/tcptrace/parameters/"
-
-static void module_path(char *buf, size_t len)
-{
-	const char *env = getenv("TCPTRACE_KO");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(buf, len, "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		n = 0;
-	exe[n] = 0;
-	snprintf(buf, len, "%s/../module/tcptrace.ko", dirname(exe));
-}
 
 static bool module_loaded(void)
 {
@@ -73,7 +55,7 @@ FIXTURE_SETUP(params)
 	char err[256];
 
 	self->dev = -1;
-	module_path(self->ko, sizeof(self->ko));
+	tt_module_path(self->ko, sizeof(self->ko));
 	ASSERT_EQ(0, access(self->ko, R_OK))
 		TH_LOG("%s: %s (set TCPTRACE_KO)", self->ko, strerror(errno));
 	ASSERT_EQ(0, tt_env_setup(&self->env, AF_INET, false, err,

@@ -25,110 +25,41 @@
 			"add chain inet tt out { type filter hook output priority 0; }; "
 
 FIXTURE(retrans) {
-	struct tt_env env;
-	int dev;
-	int lfd, cfd, afd;
-	uint16_t cport;
-	struct tt_recs all;
-	struct tt_recs ours;
+	struct tt_case c;
 };
 
-FIXTURE_VARIANT(retrans) {
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(retrans, ip4_veth) {
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(retrans, ip6_veth) {
-	.family = AF_INET6,
-};
+TT_VETH_VARIANTS(retrans);
 
 FIXTURE_SETUP(retrans)
 {
 	char err[256];
 
-	self->lfd = self->cfd = self->afd = -1;
-	self->dev = tt_dev_open(O_RDONLY);
-	ASSERT_LE(0, self->dev)
-		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
-		       TCPTRACE_DEVICE, strerror(-self->dev));
-	ASSERT_EQ(0, tt_env_setup(&self->env, variant->family, true, err,
-				  sizeof(err)))
+	ASSERT_EQ(0, tt_case_setup(&self->c, variant->family, variant->veth,
+				   err, sizeof(err)))
 		TH_LOG("%s", err);
 	ASSERT_EQ(0, tt_run("nft --version >/dev/null"))
 		TH_LOG("nft (nftables) is needed");
-	ASSERT_EQ(0, tt_dev_clear(self->dev));
+	ASSERT_EQ(0, tt_dev_clear(self->c.dev));
 }
 
 FIXTURE_TEARDOWN(retrans)
 {
-	if (!_metadata->passed) {
-		fprintf(stderr, "# client ns %u, server ns %u, client port %u\n",
-			self->env.c_ino, self->env.s_ino, self->cport);
-		tt_dump(stderr, "records of the test's namespaces", &self->ours);
-	}
-	if (self->afd >= 0)
-		close(self->afd);
-	if (self->cfd >= 0)
-		close(self->cfd);
-	if (self->lfd >= 0)
-		close(self->lfd);
-	tt_env_cleanup(&self->env);
-	if (self->dev >= 0)
-		close(self->dev);
-	tt_recs_free(&self->all);
-	tt_recs_free(&self->ours);
+	tt_case_teardown(&self->c, _metadata->passed);
 }
 
+/* Reads what is queued; checks the records of the test's namespaces. */
 static void collect(struct __test_metadata *_metadata,
 		    FIXTURE_DATA(retrans) *self)
 {
-	size_t i;
+	const char *p = tt_case_collect(&self->c, 300, false);
 
-	ASSERT_EQ(0, tt_collect(self->dev, &self->all, 300, 10000));
-	tt_recs_select_netns(&self->all, &self->ours, self->env.c_ino,
-			     self->env.s_ino);
-	for (i = 0; i < self->ours.n; i++) {
-		const char *p = tt_record_problem(&self->ours.r[i]);
-
-		ASSERT_EQ(NULL, p) TH_LOG("record %zu: %s", i, p);
-	}
-}
-
-/* Indices of the PACKET records of ns, dir, flags, sport. */
-static size_t find_pkts(const struct tt_recs *o, uint32_t ns, int dir,
-			uint8_t flags, uint16_t sport, size_t *idx, size_t max)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < o->n; i++) {
-		const struct tcptrace_record *r = &o->r[i];
-
-		if (r->type == TCPTRACE_T_PACKET && r->netns == ns &&
-		    r->dir == dir && r->packet.flags == flags &&
-		    r->sport == sport && n < max)
-			idx[n++] = i;
-	}
-	return n;
-}
-
-static size_t find_type(const struct tt_recs *o, int type, size_t *idx,
-			size_t max)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < o->n; i++)
-		if (o->r[i].type == type && n < max)
-			idx[n++] = i;
-	return n;
+	ASSERT_EQ(NULL, p) TH_LOG("%s", p);
 }
 
 TEST_F(retrans, synack_retransmit)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	size_t syn[8], sa_out[8], sa_in[8], srt[8], rt[8], ack[8];
 	const struct tcptrace_record *r;
 	uint32_t x, y;
@@ -139,28 +70,28 @@ TEST_F(retrans, synack_retransmit)
 	ASSERT_EQ(0, tt_run_ns(env, false, "nft '" NFT_TABLE
 			       "add rule inet tt out tcp dport %d tcp flags == ack drop'",
 			       PORT));
-	self->lfd = tt_listen(env, PORT);
-	ASSERT_LE(0, self->lfd);
-	self->cfd = tt_connect(env, PORT, &err);
-	ASSERT_LE(0, self->cfd);
+	self->c.lfd = tt_listen(env, PORT);
+	ASSERT_LE(0, self->c.lfd);
+	self->c.cfd = tt_connect(env, PORT, &err);
+	ASSERT_LE(0, self->c.cfd);
 	ASSERT_EQ(0, err);
-	self->cport = tt_local_port(self->cfd);
+	self->c.cport = tt_local_port(self->c.cfd);
 	/* the SYN-ACK comes again after 1 s, the next one after 3 s */
 	tt_msleep(1700);
 	ASSERT_EQ(0, tt_run_ns(env, false, "nft delete table inet tt"));
 	/* the data carries the ACK the listener waits for */
-	ASSERT_EQ(1, tt_send_all(self->cfd, &c, 1));
-	self->afd = accept4(self->lfd, NULL, NULL, SOCK_CLOEXEC);
-	ASSERT_LE(0, self->afd);
-	ASSERT_EQ(1, tt_recv_all(self->afd, &c, 1));
+	ASSERT_EQ(1, tt_send_all(self->c.cfd, &c, 1));
+	self->c.afd = accept4(self->c.lfd, NULL, NULL, SOCK_CLOEXEC);
+	ASSERT_LE(0, self->c.afd);
+	ASSERT_EQ(1, tt_recv_all(self->c.afd, &c, 1));
 	collect(_metadata, self);
 
-	ASSERT_EQ(1, find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
-			       self->cport, syn, 8));
+	ASSERT_EQ(1, tt_find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+			       self->c.cport, syn, 8));
 	x = o->r[syn[0]].packet.seq;
-	ASSERT_EQ(2, find_pkts(o, env->s_ino, TCPTRACE_DIR_OUT,
+	ASSERT_EQ(2, tt_find_pkts(o, env->s_ino, TCPTRACE_DIR_OUT,
 			       TT_F_SYN | TT_F_ACK, PORT, sa_out, 8));
-	ASSERT_EQ(2, find_pkts(o, env->c_ino, TCPTRACE_DIR_IN,
+	ASSERT_EQ(2, tt_find_pkts(o, env->c_ino, TCPTRACE_DIR_IN,
 			       TT_F_SYN | TT_F_ACK, PORT, sa_in, 8));
 	y = o->r[sa_out[0]].packet.seq;
 	for (k = 0; k < 2; k++) {
@@ -170,10 +101,10 @@ TEST_F(retrans, synack_retransmit)
 		ASSERT_EQ(x + 1, o->r[sa_in[k]].packet.ack);
 	}
 	/* the client's ACKs never left its namespace */
-	ASSERT_EQ(0, find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_ACK,
-			       self->cport, ack, 8));
+	ASSERT_EQ(0, tt_find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_ACK,
+			       self->c.cport, ack, 8));
 
-	ASSERT_EQ(1, find_type(o, TCPTRACE_T_SYNACK_RETRANSMIT, srt, 8));
+	ASSERT_EQ(1, tt_find_type(o, TCPTRACE_T_SYNACK_RETRANSMIT, srt, 8));
 	r = &o->r[srt[0]];
 	ASSERT_EQ(env->s_ino, r->netns);
 	ASSERT_EQ(env->family, r->family);
@@ -183,17 +114,17 @@ TEST_F(retrans, synack_retransmit)
 	ASSERT_EQ(0, memcmp(env->s_addr, r->saddr, 16));
 	ASSERT_EQ(0, memcmp(env->c_addr, r->daddr, 16));
 	ASSERT_EQ(PORT, r->sport);
-	ASSERT_EQ(self->cport, r->dport);
+	ASSERT_EQ(self->c.cport, r->dport);
 	ASSERT_EQ(0, r->pid);		/* the request socket's timer */
 	/* recorded after the retransmitted segment left */
 	ASSERT_LT(sa_out[1], srt[0]);
-	ASSERT_EQ(0, find_type(o, TCPTRACE_T_RETRANSMIT, rt, 8));
+	ASSERT_EQ(0, tt_find_type(o, TCPTRACE_T_RETRANSMIT, rt, 8));
 }
 
 TEST_F(retrans, syn_retransmit)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	size_t syn_out[8], syn_in[8], sa_out[8], rt[8], n_syn, n_rt, k;
 	struct pollfd pfd = { .events = POLLOUT };
 	struct sockaddr_storage ss;
@@ -206,34 +137,35 @@ TEST_F(retrans, syn_retransmit)
 	ASSERT_EQ(0, tt_run_ns(env, true, "nft '" NFT_TABLE
 			       "add rule inet tt out tcp sport %d tcp flags & (syn | ack) == syn | ack drop'",
 			       PORT));
-	self->lfd = tt_listen(env, PORT);
-	ASSERT_LE(0, self->lfd);
-	self->cfd = tt_socket(env, false);
-	ASSERT_LE(0, self->cfd);
-	ASSERT_EQ(0, fcntl(self->cfd, F_SETFL, O_NONBLOCK));
-	ASSERT_EQ(-1, connect(self->cfd, (struct sockaddr *)&ss,
+	self->c.lfd = tt_listen(env, PORT);
+	ASSERT_LE(0, self->c.lfd);
+	self->c.cfd = tt_socket(env, false);
+	ASSERT_LE(0, self->c.cfd);
+	ASSERT_EQ(0, fcntl(self->c.cfd, F_SETFL, O_NONBLOCK));
+	ASSERT_EQ(-1, connect(self->c.cfd, (struct sockaddr *)&ss,
 			      tt_sockaddr(env, true, PORT, &ss)));
 	ASSERT_EQ(EINPROGRESS, errno);
-	self->cport = tt_local_port(self->cfd);
+	self->c.cport = tt_local_port(self->c.cfd);
 	/* the SYN goes again after 1 s */
 	tt_msleep(1700);
 	ASSERT_EQ(0, tt_run_ns(env, true, "nft delete table inet tt"));
-	pfd.fd = self->cfd;
+	pfd.fd = self->c.cfd;
 	ASSERT_EQ(1, poll(&pfd, 1, 10000));
-	ASSERT_EQ(0, getsockopt(self->cfd, SOL_SOCKET, SO_ERROR, &soerr, &len));
+	ASSERT_EQ(0, getsockopt(self->c.cfd, SOL_SOCKET, SO_ERROR, &soerr,
+				&len));
 	ASSERT_EQ(0, soerr);
-	self->afd = accept4(self->lfd, NULL, NULL, SOCK_CLOEXEC);
-	ASSERT_LE(0, self->afd);
+	self->c.afd = accept4(self->c.lfd, NULL, NULL, SOCK_CLOEXEC);
+	ASSERT_LE(0, self->c.afd);
 	collect(_metadata, self);
 
-	n_rt = find_type(o, TCPTRACE_T_RETRANSMIT, rt, 8);
+	n_rt = tt_find_type(o, TCPTRACE_T_RETRANSMIT, rt, 8);
 	ASSERT_LE(1, n_rt);
-	n_syn = find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
-			  self->cport, syn_out, 8);
+	n_syn = tt_find_pkts(o, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+			  self->c.cport, syn_out, 8);
 	/* the SYN, and each retransmission of it, once */
 	ASSERT_EQ(1 + n_rt, n_syn);
-	ASSERT_EQ(n_syn, find_pkts(o, env->s_ino, TCPTRACE_DIR_IN, TT_F_SYN,
-				   self->cport, syn_in, 8));
+	ASSERT_EQ(n_syn, tt_find_pkts(o, env->s_ino, TCPTRACE_DIR_IN, TT_F_SYN,
+				   self->c.cport, syn_in, 8));
 	x = o->r[syn_out[0]].packet.seq;
 	for (k = 0; k < n_syn; k++) {
 		ASSERT_EQ(x, o->r[syn_out[k]].packet.seq);
@@ -249,14 +181,14 @@ TEST_F(retrans, syn_retransmit)
 		ASSERT_EQ(TT_SYN_SENT, r->state.old_state);
 		ASSERT_EQ(0, memcmp(env->c_addr, r->saddr, 16));
 		ASSERT_EQ(0, memcmp(env->s_addr, r->daddr, 16));
-		ASSERT_EQ(self->cport, r->sport);
+		ASSERT_EQ(self->c.cport, r->sport);
 		ASSERT_EQ(PORT, r->dport);
 		ASSERT_EQ(o->r[syn_out[0]].sock_id, r->sock_id);
 		/* recorded after the retransmitted SYN left */
 		ASSERT_LT(syn_out[k + 1], rt[k]);
 	}
 	/* the handshake then completed: SYN-ACK seq y ack x+1 */
-	ASSERT_LE(1, find_pkts(o, env->s_ino, TCPTRACE_DIR_OUT,
+	ASSERT_LE(1, tt_find_pkts(o, env->s_ino, TCPTRACE_DIR_OUT,
 			       TT_F_SYN | TT_F_ACK, PORT, sa_out, 8));
 	y = o->r[sa_out[0]].packet.seq;
 	ASSERT_EQ(x + 1, o->r[sa_out[0]].packet.ack);
@@ -270,7 +202,7 @@ TEST_F(retrans, syn_retransmit)
 	ASSERT_EQ(TT_SYN_SENT, r->state.old_state);
 	ASSERT_EQ(x + 1, r->state.snd_nxt);
 	ASSERT_EQ(y + 1, r->state.rcv_nxt);
-	ASSERT_EQ(0, find_type(o, TCPTRACE_T_RESET_SENT, rt, 8));
+	ASSERT_EQ(0, tt_find_type(o, TCPTRACE_T_RESET_SENT, rt, 8));
 }
 
 TEST_HARNESS_MAIN

@@ -48,92 +48,42 @@ struct sel {
 };
 
 FIXTURE(scen) {
-	struct tt_env env;
-	int dev;
-	int lfd, cfd, afd;
+	struct tt_case c;
 	int cl[NR_CLIENTS];
-	uint16_t cport;
-	struct tt_recs all;
-	struct tt_recs ours;
 };
 
-FIXTURE_VARIANT(scen) {
-	int family;
-};
-
-FIXTURE_VARIANT_ADD(scen, ip4_veth) {
-	.family = AF_INET,
-};
-
-FIXTURE_VARIANT_ADD(scen, ip6_veth) {
-	.family = AF_INET6,
-};
+TT_VETH_VARIANTS(scen);
 
 FIXTURE_SETUP(scen)
 {
 	char err[256];
 	int i;
 
-	self->lfd = self->cfd = self->afd = -1;
 	for (i = 0; i < NR_CLIENTS; i++)
 		self->cl[i] = -1;
-	self->dev = tt_dev_open(O_RDONLY);
-	ASSERT_LE(0, self->dev)
-		TH_LOG("open %s: %s (is the tcptrace module loaded?)",
-		       TCPTRACE_DEVICE, strerror(-self->dev));
-	ASSERT_EQ(0, tt_env_setup(&self->env, variant->family, true, err,
-				  sizeof(err)))
+	ASSERT_EQ(0, tt_case_setup(&self->c, variant->family, variant->veth,
+				   err, sizeof(err)))
 		TH_LOG("%s", err);
-	ASSERT_EQ(0, tt_dev_clear(self->dev));
+	ASSERT_EQ(0, tt_dev_clear(self->c.dev));
 }
 
 FIXTURE_TEARDOWN(scen)
 {
 	int i;
 
-	if (!_metadata->passed) {
-		fprintf(stderr, "# client ns %u, server ns %u, client port %u\n",
-			self->env.c_ino, self->env.s_ino, self->cport);
-		tt_dump(stderr, "records of the test's namespaces", &self->ours);
-	}
 	for (i = 0; i < NR_CLIENTS; i++)
 		if (self->cl[i] >= 0)
 			close(self->cl[i]);
-	if (self->afd >= 0)
-		close(self->afd);
-	if (self->cfd >= 0)
-		close(self->cfd);
-	if (self->lfd >= 0)
-		close(self->lfd);
-	tt_env_cleanup(&self->env);
-	if (self->dev >= 0)
-		close(self->dev);
-	tt_recs_free(&self->all);
-	tt_recs_free(&self->ours);
+	tt_case_teardown(&self->c, _metadata->passed);
 }
 
 /* Reads what is queued; checks every record and the timestamps' order. */
 static void collect(struct __test_metadata *_metadata,
 		    FIXTURE_DATA(scen) *self, int idle_ms)
 {
-	size_t i;
+	const char *p = tt_case_collect(&self->c, idle_ms, true);
 
-	ASSERT_EQ(0, tt_collect(self->dev, &self->all, idle_ms, 10000));
-	self->ours.n = 0;
-	tt_recs_select_netns(&self->all, &self->ours, self->env.c_ino,
-			     self->env.s_ino);
-	for (i = 0; i < self->all.n; i++) {
-		const char *p = tt_record_problem(&self->all.r[i]);
-		char line[512];
-
-		tt_format(&self->all.r[i], line, sizeof(line));
-		ASSERT_EQ(NULL, p) TH_LOG("record %zu: %s: %s", i, p, line);
-		if (i) {
-			ASSERT_LE(self->all.r[i - 1].ts_ns,
-				  self->all.r[i].ts_ns)
-				TH_LOG("timestamps go back at record %zu", i);
-		}
-	}
+	ASSERT_EQ(NULL, p) TH_LOG("%s", p);
 }
 
 /*
@@ -273,39 +223,31 @@ static bool wait_state(int fd, int state, int ms)
 	return true;
 }
 
-/* Listen, connect, accept: self->lfd, cfd, afd, cport. */
+/* Listen, connect, accept: self->c.lfd, cfd, afd and cport. */
 static void establish(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(scen) *self)
 {
-	int err;
+	const char *p = tt_case_establish(&self->c, PORT);
 
-	self->lfd = tt_listen(&self->env, PORT);
-	ASSERT_LE(0, self->lfd) TH_LOG("listen: %s", strerror(-self->lfd));
-	self->cfd = tt_connect(&self->env, PORT, &err);
-	ASSERT_LE(0, self->cfd);
-	ASSERT_EQ(0, err) TH_LOG("connect: %s", strerror(err));
-	self->afd = accept4(self->lfd, NULL, NULL, SOCK_CLOEXEC);
-	ASSERT_LE(0, self->afd);
-	self->cport = tt_local_port(self->cfd);
-	ASSERT_NE(0, self->cport);
+	ASSERT_EQ(NULL, p) TH_LOG("%s", p);
 }
 
 /* ISNs of the connection to PORT from cport: x the client's, y the server's */
 static void isns(struct __test_metadata *_metadata, FIXTURE_DATA(scen) *self,
 		 uint16_t cport, uint32_t *x, uint32_t *y)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	struct sel s;
 
-	sel_pkts(&self->ours, &s, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+	sel_pkts(&self->c.ours, &s, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
 		 cport, PORT, 0);
 	ASSERT_LE(1, s.n) TH_LOG("no SYN from port %u", cport);
-	*x = self->ours.r[s.i[0]].packet.seq;
-	sel_pkts(&self->ours, &s, env->s_ino, TCPTRACE_DIR_OUT, F_SA,
+	*x = self->c.ours.r[s.i[0]].packet.seq;
+	sel_pkts(&self->c.ours, &s, env->s_ino, TCPTRACE_DIR_OUT, F_SA,
 		 PORT, cport, 0);
 	ASSERT_LE(1, s.n) TH_LOG("no SYN-ACK to port %u", cport);
-	*y = self->ours.r[s.i[0]].packet.seq;
-	ASSERT_EQ(*x + 1, self->ours.r[s.i[0]].packet.ack);
+	*y = self->c.ours.r[s.i[0]].packet.seq;
+	ASSERT_EQ(*x + 1, self->c.ours.r[s.i[0]].packet.ack);
 }
 
 /* The CLOSE->LISTEN record of the listener on PORT: its sock_id. */
@@ -315,9 +257,9 @@ static uint64_t listener_id(struct __test_metadata *_metadata,
 	struct sel s;
 	size_t k;
 
-	sel_type(&self->ours, &s, self->env.s_ino, TCPTRACE_T_STATE, 0);
+	sel_type(&self->c.ours, &s, self->c.env.s_ino, TCPTRACE_T_STATE, 0);
 	for (k = 0; k < s.n; k++) {
-		const struct tcptrace_record *r = &self->ours.r[s.i[k]];
+		const struct tcptrace_record *r = &self->c.ours.r[s.i[k]];
 
 		if (r->state.new_state == TT_LISTEN && r->sport == PORT)
 			return r->sock_id;
@@ -351,8 +293,8 @@ static int wait_syn_queue(const struct tt_env *env, unsigned int n, int ms)
  */
 TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	const struct tcptrace_record *r;
 	struct tt_listener l;
 	struct sel s, sa, srt;
@@ -367,13 +309,13 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 		TH_LOG("nft (nftables) is needed");
 	tune(_metadata, env, true, "--synack-retries 2",
 	     "tcp_synack_retries: 5 -> 2");
-	self->lfd = tt_listen(env, PORT);
-	ASSERT_LE(0, self->lfd);
-	self->cfd = tt_connect(env, PORT, &err);
-	ASSERT_LE(0, self->cfd);
+	self->c.lfd = tt_listen(env, PORT);
+	ASSERT_LE(0, self->c.lfd);
+	self->c.cfd = tt_connect(env, PORT, &err);
+	ASSERT_LE(0, self->c.cfd);
 	ASSERT_EQ(0, err);
-	self->cport = tt_local_port(self->cfd);
-	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->cfd));
+	self->c.cport = tt_local_port(self->c.cfd);
+	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->c.cfd));
 
 	ASSERT_EQ(0, tt_listener_queues(env, PORT, &l));
 	ASSERT_EQ(1, l.syn_queue);
@@ -387,16 +329,16 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 	ASSERT_LE(5000000000ull, tt_now_ns() - t_wait);
 
 	ASSERT_EQ(0, tt_run_ns(env, false, "nft delete table inet tt"));
-	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->cfd));
-	ASSERT_EQ(1, tt_send_all(self->cfd, &c, 1));
-	ASSERT_TRUE(wait_state(self->cfd, TT_CLOSE, 3000))
+	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->c.cfd));
+	ASSERT_EQ(1, tt_send_all(self->c.cfd, &c, 1));
+	ASSERT_TRUE(wait_state(self->c.cfd, TT_CLOSE, 3000))
 		TH_LOG("the client was not reset");
 	collect(_metadata, self, 300);
 
-	isns(_metadata, self, self->cport, &x, &y);
+	isns(_metadata, self, self->c.cport, &x, &y);
 	/* the SYN-ACK, then 2 retransmissions of it */
 	sel_pkts(o, &sa, env->s_ino, TCPTRACE_DIR_OUT, F_SA, PORT,
-		 self->cport, 0);
+		 self->c.cport, 0);
 	ASSERT_EQ(3, sa.n);
 	for (k = 0; k < 3; k++)
 		CHECK_PKT(&o->r[sa.i[k]], F_SA, y, x + 1, 0);
@@ -406,7 +348,7 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 	ASSERT_EQ(0, s.n);
 	for (k = 0; k < 2; k++) {
 		r = &o->r[srt.i[k]];
-		CHECK_ENDS(env, r, false, PORT, self->cport);
+		CHECK_ENDS(env, r, false, PORT, self->c.cport);
 		ASSERT_EQ(y, r->synack.snt_isn);
 		ASSERT_EQ(x, r->synack.rcv_isn);
 		ASSERT_EQ((uint32_t)k + 1, r->synack.num_retrans);
@@ -429,7 +371,7 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 	 * The client's data carries ack y+1 (recorded only with
 	 * all_segments=1; the client's rcv_nxt below tells it too).
 	 */
-	sel_pkts(o, &s, env->c_ino, TCPTRACE_DIR_OUT, 0, self->cport, PORT,
+	sel_pkts(o, &s, env->c_ino, TCPTRACE_DIR_OUT, 0, self->c.cport, PORT,
 		 0);
 	for (k = 0; k < (int)s.n; k++) {
 		r = &o->r[s.i[k]];
@@ -438,13 +380,14 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 				  y + 1, 1);
 	}
 	/* the RST of the listener: seq = the ack of the client's data, y+1 */
-	sel_pkts(o, &s, env->s_ino, TCPTRACE_DIR_OUT, 0, PORT, self->cport, 0);
+	sel_pkts(o, &s, env->s_ino, TCPTRACE_DIR_OUT, 0, PORT, self->c.cport,
+		 0);
 	ASSERT_EQ(4, s.n);
 	rst = s.i[3];
 	CHECK_PKT(&o->r[rst], TT_F_RST, y + 1, 0, 0);
 	ASSERT_EQ(0, o->r[rst].packet.ack);
 	sel_pkts(o, &s, env->c_ino, TCPTRACE_DIR_IN, TT_F_RST, PORT,
-		 self->cport, 0);
+		 self->c.cport, 0);
 	ASSERT_EQ(1, s.n);
 	CHECK_PKT(&o->r[s.i[0]], TT_F_RST, y + 1, 0, 0);
 
@@ -469,7 +412,7 @@ TEST_F_TIMEOUT(scen, lost_third_ack, 60)
 	r = &o->r[s.i[0]];
 	ASSERT_EQ(TCPTRACE_T_RESET_RECEIVED, r->type);
 	ASSERT_EQ(TT_ESTABLISHED, r->state.old_state);
-	CHECK_ENDS(env, r, true, self->cport, PORT);
+	CHECK_ENDS(env, r, true, self->c.cport, PORT);
 	ASSERT_EQ(x + 2, r->state.snd_nxt);
 	ASSERT_EQ(y + 1, r->state.rcv_nxt);
 	r = &o->r[s.i[1]];
@@ -483,11 +426,11 @@ static void check_crossed_fins(struct __test_metadata *_metadata,
 			       FIXTURE_DATA(scen) *self, bool client,
 			       uint32_t me, uint32_t peer, uint64_t t0)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	uint32_t ns = client ? env->c_ino : env->s_ino;
-	uint16_t lport = client ? self->cport : PORT;
-	uint16_t rport = client ? PORT : self->cport;
+	uint16_t lport = client ? self->c.cport : PORT;
+	uint16_t rport = client ? PORT : self->c.cport;
 	const struct tcptrace_record *r;
 	struct sel p, s;
 	int k;
@@ -554,7 +497,7 @@ static void check_crossed_fins(struct __test_metadata *_metadata,
  */
 TEST_F(scen, simultaneous_close)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	uint32_t x, y;
 	uint64_t t0;
 
@@ -562,13 +505,13 @@ TEST_F(scen, simultaneous_close)
 	netem(_metadata, env, true, 200);
 	establish(_metadata, self);
 	t0 = tt_now_ns();
-	ASSERT_EQ(0, shutdown(self->cfd, SHUT_WR));
-	ASSERT_EQ(0, shutdown(self->afd, SHUT_WR));
-	ASSERT_TRUE(wait_state(self->cfd, TT_CLOSE, 3000));
-	ASSERT_TRUE(wait_state(self->afd, TT_CLOSE, 3000));
+	ASSERT_EQ(0, shutdown(self->c.cfd, SHUT_WR));
+	ASSERT_EQ(0, shutdown(self->c.afd, SHUT_WR));
+	ASSERT_TRUE(wait_state(self->c.cfd, TT_CLOSE, 3000));
+	ASSERT_TRUE(wait_state(self->c.afd, TT_CLOSE, 3000));
 	collect(_metadata, self, 300);
 
-	isns(_metadata, self, self->cport, &x, &y);
+	isns(_metadata, self, self->c.cport, &x, &y);
 	check_crossed_fins(_metadata, self, true, x + 1, y + 1, t0);
 	check_crossed_fins(_metadata, self, false, y + 1, x + 1, t0);
 }
@@ -579,8 +522,8 @@ TEST_F(scen, simultaneous_close)
  */
 TEST_F(scen, abortive_close)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	const struct tcptrace_record *r;
 	char buf[16] = "0123456789";
@@ -590,27 +533,27 @@ TEST_F(scen, abortive_close)
 	size_t rst;
 
 	establish(_metadata, self);
-	ASSERT_EQ(10, tt_send_all(self->cfd, buf, 10));
-	ASSERT_EQ(10, tt_recv_all(self->afd, buf, 10));
-	ASSERT_EQ(5, tt_send_all(self->afd, buf, 5));
-	ASSERT_EQ(5, tt_recv_all(self->cfd, buf, 5));
+	ASSERT_EQ(10, tt_send_all(self->c.cfd, buf, 10));
+	ASSERT_EQ(10, tt_recv_all(self->c.afd, buf, 10));
+	ASSERT_EQ(5, tt_send_all(self->c.afd, buf, 5));
+	ASSERT_EQ(5, tt_recv_all(self->c.cfd, buf, 5));
 	tt_msleep(100);
 	t0 = tt_now_ns();
-	ASSERT_EQ(0, setsockopt(self->cfd, SOL_SOCKET, SO_LINGER, &lg,
+	ASSERT_EQ(0, setsockopt(self->c.cfd, SOL_SOCKET, SO_LINGER, &lg,
 				sizeof(lg)));
-	ASSERT_EQ(0, close(self->cfd));
-	self->cfd = -1;
-	ASSERT_TRUE(wait_state(self->afd, TT_CLOSE, 3000));
+	ASSERT_EQ(0, close(self->c.cfd));
+	self->c.cfd = -1;
+	ASSERT_TRUE(wait_state(self->c.afd, TT_CLOSE, 3000));
 	collect(_metadata, self, 300);
 
-	isns(_metadata, self, self->cport, &x, &y);
+	isns(_metadata, self, self->c.cport, &x, &y);
 	/* the RST, out of the client and into the server, and nothing else */
 	sel_pkts(o, &p, env->c_ino, 0, 0, 0, 0, t0);
 	ASSERT_EQ(1, p.n);
 	rst = p.i[0];
 	r = &o->r[rst];
 	ASSERT_EQ(TCPTRACE_DIR_OUT, r->dir);
-	ASSERT_EQ(self->cport, r->sport);
+	ASSERT_EQ(self->c.cport, r->sport);
 	CHECK_PKT(r, F_RA, x + 11, y + 6, 0);
 	sel_pkts(o, &p, env->s_ino, 0, 0, 0, 0, t0);
 	ASSERT_EQ(1, p.n);
@@ -630,14 +573,14 @@ TEST_F(scen, abortive_close)
 	ASSERT_EQ(TCPTRACE_T_STATE, r->type);
 	ASSERT_EQ(TT_ESTABLISHED, r->state.old_state);
 	ASSERT_EQ(TT_CLOSE, r->state.new_state);
-	CHECK_ENDS(env, r, true, self->cport, PORT);
+	CHECK_ENDS(env, r, true, self->c.cport, PORT);
 	ASSERT_EQ(x + 11, r->state.snd_nxt);
 	ASSERT_EQ(y + 6, r->state.rcv_nxt);
 	r = &o->r[s.i[1]];
 	ASSERT_EQ(TCPTRACE_T_RESET_SENT, r->type);
 	ASSERT_EQ(cid, r->sock_id);
 	ASSERT_EQ(TT_CLOSE, r->state.old_state);
-	CHECK_ENDS(env, r, true, self->cport, PORT);
+	CHECK_ENDS(env, r, true, self->c.cport, PORT);
 	ASSERT_EQ(x + 11, r->state.snd_nxt);
 	ASSERT_EQ(y + 6, r->state.rcv_nxt);
 	/* tcp_send_active_reset() reports the RST after sending it */
@@ -654,7 +597,7 @@ TEST_F(scen, abortive_close)
 	ASSERT_NE(cid, sid);
 	ASSERT_EQ(TCPTRACE_T_RESET_RECEIVED, r->type);
 	ASSERT_EQ(TT_ESTABLISHED, r->state.old_state);
-	CHECK_ENDS(env, r, false, PORT, self->cport);
+	CHECK_ENDS(env, r, false, PORT, self->c.cport);
 	ASSERT_EQ(y + 6, r->state.snd_nxt);
 	ASSERT_EQ(x + 11, r->state.rcv_nxt);
 	r = &o->r[s.i[1]];
@@ -674,8 +617,8 @@ TEST_F(scen, abortive_close)
 static size_t client_timewait(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(scen) *self, uint64_t *t0)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	const struct tcptrace_record *r;
 	char out[4096], want[128], *line;
 	struct sel s;
@@ -685,21 +628,22 @@ static size_t client_timewait(struct __test_metadata *_metadata,
 
 	establish(_metadata, self);
 	*t0 = tt_now_ns();
-	ASSERT_EQ(0, shutdown(self->cfd, SHUT_WR));
-	ASSERT_EQ(0, tt_recv_all(self->afd, out, 1));
-	close(self->afd);
-	self->afd = -1;
-	ASSERT_TRUE(wait_state(self->cfd, TT_CLOSE, 3000));
-	close(self->cfd);
-	self->cfd = -1;
+	ASSERT_EQ(0, shutdown(self->c.cfd, SHUT_WR));
+	ASSERT_EQ(0, tt_recv_all(self->c.afd, out, 1));
+	close(self->c.afd);
+	self->c.afd = -1;
+	ASSERT_TRUE(wait_state(self->c.cfd, TT_CLOSE, 3000));
+	close(self->c.cfd);
+	self->c.cfd = -1;
 
 	ASSERT_EQ(0, tt_run_ns_output(env, false, out, sizeof(out),
 				      "ss -Htan state time-wait"));
 	if (env->family == AF_INET6)
 		snprintf(want, sizeof(want), "[%s]:%u", env->c_text,
-			 self->cport);
+			 self->c.cport);
 	else
-		snprintf(want, sizeof(want), "%s:%u", env->c_text, self->cport);
+		snprintf(want, sizeof(want), "%s:%u", env->c_text,
+			 self->c.cport);
 	for (line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
 		char loc[128], rem[128], rwant[128];
 
@@ -717,12 +661,12 @@ static size_t client_timewait(struct __test_metadata *_metadata,
 	ASSERT_TRUE(found) TH_LOG("%s not listed in time-wait by ss", want);
 
 	collect(_metadata, self, 300);
-	isns(_metadata, self, self->cport, &x, &y);
+	isns(_metadata, self, self->c.cport, &x, &y);
 	sel_type(o, &s, env->c_ino, TCPTRACE_T_TIMEWAIT, 0);
 	ASSERT_EQ(1, s.n);
 	itw = s.i[0];
 	r = &o->r[itw];
-	CHECK_ENDS(env, r, true, self->cport, PORT);
+	CHECK_ENDS(env, r, true, self->c.cport, PORT);
 	ASSERT_EQ(TT_FIN_WAIT2, r->state.old_state);
 	ASSERT_EQ(TT_TIME_WAIT, r->state.new_state);
 	ASSERT_EQ(TT_TIMEWAIT_MS, r->state.timeo_ms);
@@ -744,7 +688,7 @@ TEST_F(scen, timewait)
 /* Slow: waits out the 60 s of the timewait socket.  IPv4 only. */
 TEST_F_TIMEOUT(scen, slow_timewait_full_duration, 120)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	const struct tcptrace_record *r, *tw;
 	uint64_t t0, end, dt;
 	size_t i, itw;
@@ -752,14 +696,14 @@ TEST_F_TIMEOUT(scen, slow_timewait_full_duration, 120)
 	if (env->family != AF_INET)
 		SKIP(return, "slow: run for IPv4 only");
 	itw = client_timewait(_metadata, self, &t0);
-	ASSERT_GT(self->ours.n, itw);
+	ASSERT_GT(self->c.ours.n, itw);
 	end = tt_now_ns() + 75000000000ull;
 	for (;;) {
 		ASSERT_GT(end, tt_now_ns()) TH_LOG("no TIMEWAIT_END in 75 s");
 		collect(_metadata, self, 1000);
-		tw = &self->ours.r[itw];
-		for (r = NULL, i = 0; i < self->ours.n; i++) {
-			const struct tcptrace_record *q = &self->ours.r[i];
+		tw = &self->c.ours.r[itw];
+		for (r = NULL, i = 0; i < self->c.ours.n; i++) {
+			const struct tcptrace_record *q = &self->c.ours.r[i];
 
 			if (q->type == TCPTRACE_T_TIMEWAIT_END &&
 			    q->sport == tw->sport && q->dport == tw->dport &&
@@ -794,12 +738,12 @@ TEST_F_TIMEOUT(scen, slow_timewait_full_duration, 120)
 static void fill_acceptq(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(scen) *self, uint16_t *ports)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	struct tt_listener l;
 	int i;
 
-	self->lfd = listen_backlog(env, PORT, 8);
-	ASSERT_LE(0, self->lfd);
+	self->c.lfd = listen_backlog(env, PORT, 8);
+	ASSERT_LE(0, self->c.lfd);
 	ASSERT_EQ(0, tt_listener_queues(env, PORT, &l));
 	ASSERT_EQ(2, l.backlog);
 	ASSERT_EQ(0, l.accept_queue);
@@ -822,8 +766,8 @@ static void fill_acceptq(struct __test_metadata *_metadata,
  */
 TEST_F_TIMEOUT(scen, accept_overflow, 60)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	uint16_t ports[NR_CLIENTS];
 	const struct tcptrace_record *r;
 	struct tt_listener l;
@@ -913,8 +857,8 @@ TEST_F_TIMEOUT(scen, accept_overflow, 60)
  */
 TEST_F_TIMEOUT(scen, accept_overflow_abort, 60)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	struct tt_listener l;
 	uint16_t ports[4];
 	const struct tcptrace_record *r;
@@ -925,8 +869,8 @@ TEST_F_TIMEOUT(scen, accept_overflow_abort, 60)
 
 	tune(_metadata, env, true, "--somaxconn 2 --abort-on-overflow 1",
 	     "tcp_abort_on_overflow: 0 -> 1");
-	self->lfd = listen_backlog(env, PORT, 8);
-	ASSERT_LE(0, self->lfd);
+	self->c.lfd = listen_backlog(env, PORT, 8);
+	ASSERT_LE(0, self->c.lfd);
 	for (i = 0; i < 2; i++) {
 		self->cl[i] = tt_connect(env, PORT, &err);
 		ASSERT_LE(0, self->cl[i]);
@@ -961,7 +905,7 @@ TEST_F_TIMEOUT(scen, accept_overflow_abort, 60)
 		if (r->dport == ports[i])
 			victim = i;
 	ASSERT_LE(2, victim) TH_LOG("overflow of port %u", r->dport);
-	self->cport = ports[victim];
+	self->c.cport = ports[victim];
 
 	isns(_metadata, self, ports[victim], &x, &y);
 	/* the server's RST after the overflow: seq = the ACK's ack, y+1 */
@@ -1000,7 +944,7 @@ TEST_F_TIMEOUT(scen, accept_overflow_abort, 60)
  */
 TEST_F_TIMEOUT(scen, half_open_queue, 60)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	struct tt_listener l;
 	uint64_t t0, dt;
 	struct sel s;
@@ -1010,8 +954,8 @@ TEST_F_TIMEOUT(scen, half_open_queue, 60)
 		TH_LOG("nft (nftables) is needed");
 	tune(_metadata, env, true, "--synack-retries 1",
 	     "tcp_synack_retries: 5 -> 1");
-	self->lfd = tt_listen(env, PORT);
-	ASSERT_LE(0, self->lfd);
+	self->c.lfd = tt_listen(env, PORT);
+	ASSERT_LE(0, self->c.lfd);
 	t0 = tt_now_ns();
 	for (i = 0; i < 3; i++) {
 		self->cl[i] = tt_connect(env, PORT, &err);
@@ -1034,10 +978,11 @@ TEST_F_TIMEOUT(scen, half_open_queue, 60)
 	ASSERT_EQ(0, tt_listener_queues(env, PORT, &l));
 	ASSERT_EQ(0, l.accept_queue);
 	collect(_metadata, self, 300);
-	sel_type(&self->ours, &s, env->s_ino, TCPTRACE_T_SYNACK_RETRANSMIT, 0);
+	sel_type(&self->c.ours, &s, env->s_ino, TCPTRACE_T_SYNACK_RETRANSMIT,
+		 0);
 	ASSERT_EQ(3, s.n);
 	for (i = 0; i < 3; i++)
-		ASSERT_EQ(1, self->ours.r[s.i[i]].synack.num_retrans);
+		ASSERT_EQ(1, self->c.ours.r[s.i[i]].synack.num_retrans);
 }
 
 static int bound_socket(const struct tt_env *env, bool server, uint16_t port)
@@ -1063,8 +1008,8 @@ static void check_sim_open(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(scen) *self, bool client,
 			   uint32_t me, uint32_t peer)
 {
-	const struct tt_env *env = &self->env;
-	const struct tt_recs *o = &self->ours;
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
 	uint32_t ns = client ? env->c_ino : env->s_ino;
 	uint16_t lport = client ? PORT_C : PORT_S;
 	uint16_t rport = client ? PORT_S : PORT_C;
@@ -1130,7 +1075,7 @@ static void check_sim_open(struct __test_metadata *_metadata,
  */
 TEST_F(scen, simultaneous_open)
 {
-	const struct tt_env *env = &self->env;
+	const struct tt_env *env = &self->c.env;
 	struct sockaddr_storage sc, ssv;
 	socklen_t lc, ls;
 	struct pollfd pfd[2];
@@ -1141,19 +1086,19 @@ TEST_F(scen, simultaneous_open)
 
 	netem(_metadata, env, false, 200);
 	netem(_metadata, env, true, 200);
-	self->cfd = bound_socket(env, false, PORT_C);
-	ASSERT_LE(0, self->cfd);
-	self->afd = bound_socket(env, true, PORT_S);
-	ASSERT_LE(0, self->afd);
-	self->cport = PORT_C;
+	self->c.cfd = bound_socket(env, false, PORT_C);
+	ASSERT_LE(0, self->c.cfd);
+	self->c.afd = bound_socket(env, true, PORT_S);
+	ASSERT_LE(0, self->c.afd);
+	self->c.cport = PORT_C;
 	lc = tt_sockaddr(env, true, PORT_S, &ssv);
 	ls = tt_sockaddr(env, false, PORT_C, &sc);
-	ASSERT_EQ(-1, connect(self->cfd, (struct sockaddr *)&ssv, lc));
+	ASSERT_EQ(-1, connect(self->c.cfd, (struct sockaddr *)&ssv, lc));
 	ASSERT_EQ(EINPROGRESS, errno);
-	ASSERT_EQ(-1, connect(self->afd, (struct sockaddr *)&sc, ls));
+	ASSERT_EQ(-1, connect(self->c.afd, (struct sockaddr *)&sc, ls));
 	ASSERT_EQ(EINPROGRESS, errno);
-	pfd[0].fd = self->cfd;
-	pfd[1].fd = self->afd;
+	pfd[0].fd = self->c.cfd;
+	pfd[1].fd = self->c.afd;
 	for (i = 0; i < 2; i++) {
 		pfd[i].events = POLLOUT;
 		ASSERT_EQ(1, poll(&pfd[i], 1, 5000));
@@ -1161,19 +1106,19 @@ TEST_F(scen, simultaneous_open)
 					&soerr, &len));
 		ASSERT_EQ(0, soerr) TH_LOG("connect: %s", strerror(soerr));
 	}
-	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->cfd));
-	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->afd));
+	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->c.cfd));
+	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->c.afd));
 	tt_msleep(500);
 	collect(_metadata, self, 300);
 
-	sel_pkts(&self->ours, &p, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+	sel_pkts(&self->c.ours, &p, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
 		 PORT_C, PORT_S, 0);
 	ASSERT_EQ(1, p.n);
-	x = self->ours.r[p.i[0]].packet.seq;
-	sel_pkts(&self->ours, &p, env->s_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+	x = self->c.ours.r[p.i[0]].packet.seq;
+	sel_pkts(&self->c.ours, &p, env->s_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
 		 PORT_S, PORT_C, 0);
 	ASSERT_EQ(1, p.n);
-	y = self->ours.r[p.i[0]].packet.seq;
+	y = self->c.ours.r[p.i[0]].packet.seq;
 	check_sim_open(_metadata, self, true, x, y);
 	check_sim_open(_metadata, self, false, y, x);
 }

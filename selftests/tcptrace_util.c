@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
@@ -904,4 +906,151 @@ int tt_listener_queues(const struct tt_env *env, uint16_t port,
 	}
 	fclose(f);
 	return found;
+}
+
+void tt_module_path(char *buf, size_t len)
+{
+	const char *env = getenv("TCPTRACE_KO");
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		n = 0;
+	exe[n] = 0;
+	snprintf(buf, len, "%s/../module/tcptrace.ko", dirname(exe));
+}
+
+int tt_case_setup(struct tt_case *c, int family, bool veth,
+		  char *err, size_t errlen)
+{
+	c->lfd = c->cfd = c->afd = -1;
+	c->dev = tt_dev_open(O_RDONLY);
+	if (c->dev < 0) {
+		snprintf(err, errlen,
+			 "open %s: %s (is the tcptrace module loaded?)",
+			 TCPTRACE_DEVICE, strerror(-c->dev));
+		return -1;
+	}
+	return tt_env_setup(&c->env, family, veth, err, errlen);
+}
+
+void tt_case_teardown(struct tt_case *c, bool passed)
+{
+	if (!passed) {
+		fprintf(stderr,
+			"# client ns %u, server ns %u, client port %u\n",
+			c->env.c_ino, c->env.s_ino, c->cport);
+		tt_dump(stderr, "records of the test's namespaces", &c->ours);
+	}
+	if (c->afd >= 0)
+		close(c->afd);
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->lfd >= 0)
+		close(c->lfd);
+	tt_env_cleanup(&c->env);
+	if (c->dev >= 0)
+		close(c->dev);
+	tt_recs_free(&c->all);
+	tt_recs_free(&c->ours);
+}
+
+const char *tt_case_collect(struct tt_case *c, int idle_ms, bool all)
+{
+	const struct tt_recs *chk = all ? &c->all : &c->ours;
+	int ret;
+	size_t i;
+
+	ret = tt_collect(c->dev, &c->all, idle_ms, 10000);
+	if (ret) {
+		snprintf(c->msg, sizeof(c->msg), "reading records: %s",
+			 strerror(-ret));
+		return c->msg;
+	}
+	c->ours.n = 0;
+	tt_recs_select_netns(&c->all, &c->ours, c->env.c_ino, c->env.s_ino);
+	for (i = 0; i < chk->n; i++) {
+		const char *p = tt_record_problem(&chk->r[i]);
+		char line[512];
+
+		if (p) {
+			tt_format(&chk->r[i], line, sizeof(line));
+			snprintf(c->msg, sizeof(c->msg), "record %zu: %s: %s",
+				 i, p, line);
+			return c->msg;
+		}
+		if (all && i && chk->r[i - 1].ts_ns > chk->r[i].ts_ns) {
+			snprintf(c->msg, sizeof(c->msg),
+				 "timestamps go back at record %zu", i);
+			return c->msg;
+		}
+	}
+	return NULL;
+}
+
+const char *tt_case_establish(struct tt_case *c, uint16_t port)
+{
+	int err;
+
+	c->lfd = tt_listen(&c->env, port);
+	if (c->lfd < 0) {
+		snprintf(c->msg, sizeof(c->msg), "listen: %s",
+			 strerror(-c->lfd));
+		return c->msg;
+	}
+	c->cfd = tt_connect(&c->env, port, &err);
+	if (c->cfd < 0) {
+		snprintf(c->msg, sizeof(c->msg), "socket: %s",
+			 strerror(-c->cfd));
+		return c->msg;
+	}
+	if (err) {
+		snprintf(c->msg, sizeof(c->msg), "connect: %s",
+			 strerror(err));
+		return c->msg;
+	}
+	c->afd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (c->afd < 0) {
+		snprintf(c->msg, sizeof(c->msg), "accept: %s",
+			 strerror(errno));
+		return c->msg;
+	}
+	c->cport = tt_local_port(c->cfd);
+	if (!c->cport) {
+		snprintf(c->msg, sizeof(c->msg), "no local port of the client");
+		return c->msg;
+	}
+	return NULL;
+}
+
+size_t tt_find_pkts(const struct tt_recs *o, uint32_t ns, int dir,
+		    uint8_t flags, uint16_t sport, size_t *idx, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < o->n; i++) {
+		const struct tcptrace_record *r = &o->r[i];
+
+		if (r->type == TCPTRACE_T_PACKET && r->netns == ns &&
+		    r->dir == dir && r->packet.flags == flags &&
+		    r->sport == sport && n < max)
+			idx[n++] = i;
+	}
+	return n;
+}
+
+size_t tt_find_type(const struct tt_recs *o, int type, size_t *idx,
+		    size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < o->n; i++)
+		if (o->r[i].type == type && n < max)
+			idx[n++] = i;
+	return n;
 }

@@ -169,4 +169,85 @@ int tt_listener_queues(const struct tt_env *env, uint16_t port,
 int tt_pin_cpu(int cpu);
 int tt_nr_cpus_online(void);
 
+/* $TCPTRACE_KO, else ../module/tcptrace.ko next to the test program */
+void tt_module_path(char *buf, size_t len);
+
+/*
+ * What a test of connections between the client and the server namespace
+ * works with: the device, the namespaces, the sockets (-1 when not open)
+ * and the records read.
+ */
+struct tt_case {
+	int dev;
+	struct tt_env env;
+	int lfd;		/* listener */
+	int cfd;		/* client */
+	int afd;		/* accepted */
+	uint16_t cport;
+	struct tt_recs all;	/* every record read */
+	struct tt_recs ours;	/* those of the test's namespaces */
+	char msg[768];		/* what tt_case_collect() found wrong */
+};
+
+/*
+ * Opens /dev/tcptrace and sets up the namespaces.  Formats into err and
+ * returns -1 on failure, 0 on success.
+ */
+int tt_case_setup(struct tt_case *c, int family, bool veth,
+		  char *err, size_t errlen);
+/*
+ * Closes what tt_case_setup() and the test opened and frees the records;
+ * when the test failed, first prints the records of its namespaces.
+ */
+void tt_case_teardown(struct tt_case *c, bool passed);
+/*
+ * Reads what is queued (until nothing came for idle_ms) into c->all, and
+ * selects c->ours from all of it again.  Checks with tt_record_problem()
+ * every record read and their timestamps' order when all is set, else only
+ * the records of the test's namespaces.  Returns NULL, or a description of
+ * the first problem.
+ */
+const char *tt_case_collect(struct tt_case *c, int idle_ms, bool all);
+/*
+ * Listen on port, connect to it and accept: c->lfd, cfd, afd and cport.
+ * Returns NULL, or a description of the first step that failed.
+ */
+const char *tt_case_establish(struct tt_case *c, uint16_t port);
+
+/* Indices (at most max) of the PACKET records of ns, dir, flags, sport */
+size_t tt_find_pkts(const struct tt_recs *o, uint32_t ns, int dir,
+		    uint8_t flags, uint16_t sport, size_t *idx, size_t max);
+/* Indices (at most max) of the records of type */
+size_t tt_find_type(const struct tt_recs *o, int type, size_t *idx,
+		    size_t max);
+
+/*
+ * The variants of a fixture whose setup calls tt_case_setup(): IPv4 and
+ * IPv6 between namespaces joined by veth, and with TT_LO_VARIANTS() also in
+ * one namespace over loopback.  Used after kselftest_harness.h.
+ */
+#define TT_VETH_VARIANTS(f)						\
+	FIXTURE_VARIANT(f) {						\
+		int family;						\
+		bool veth;						\
+	};								\
+	FIXTURE_VARIANT_ADD(f, ip4_veth) {				\
+		.family = AF_INET,					\
+		.veth = true,						\
+	};								\
+	FIXTURE_VARIANT_ADD(f, ip6_veth) {				\
+		.family = AF_INET6,					\
+		.veth = true,						\
+	}
+
+#define TT_LO_VARIANTS(f)						\
+	FIXTURE_VARIANT_ADD(f, ip4_lo) {				\
+		.family = AF_INET,					\
+		.veth = false,						\
+	};								\
+	FIXTURE_VARIANT_ADD(f, ip6_lo) {				\
+		.family = AF_INET6,					\
+		.veth = false,						\
+	}
+
 #endif /* TCPTRACE_UTIL_H */

@@ -6,6 +6,8 @@
  *  - lost_third_ack: the client's ACKs are dropped; the listener
  *    retransmits its SYN-ACK with exponential back-off, gives the half-open
  *    connection up, and answers the client's later data with a RST;
+ *  - lost_syn: the server's firewall drops the client's SYN, which is sent
+ *    again, same ISN each time, until the handshake completes;
  *  - simultaneous_close: both FINs cross (netem delay): FIN_WAIT1 ->
  *    CLOSING -> TIME_WAIT on both sides;
  *  - abortive_close: SO_LINGER {1, 0} and close(): a RST instead of a FIN;
@@ -495,6 +497,97 @@ static void check_crossed_fins(struct __test_metadata *_metadata,
  * each FIN reaches a peer in FIN_WAIT1, which ACKs it and goes to CLOSING,
  * then to TIME_WAIT when the ACK of its own FIN comes.
  */
+/*
+ * Lost SYN: the server's firewall drops the SYNs as they arrive (after
+ * tcptrace saw them come in), so the client sends its SYN again
+ * (tcp_syn_retries), each a RETRANSMIT of the same ISN; with the drop
+ * removed, the next one gets through and the handshake ends.
+ */
+TEST_F_TIMEOUT(scen, lost_syn, 60)
+{
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
+	struct pollfd pfd = { .events = POLLOUT };
+	const struct tcptrace_record *r;
+	struct sockaddr_storage ss;
+	struct sel syn, syn_in, rt, sa, est;
+	socklen_t len, sl;
+	int soerr = -1;
+	uint32_t x, y;
+	size_t k;
+
+	ASSERT_EQ(0, tt_run_ns(env, true, "nft 'add table inet tt; "
+			       "add chain inet tt in { type filter hook input priority 0; }; "
+			       "add rule inet tt in tcp dport %d tcp flags == syn drop'",
+			       PORT)) TH_LOG("nft (nftables) is needed");
+	self->c.lfd = tt_listen(env, PORT);
+	ASSERT_LE(0, self->c.lfd);
+	self->c.cfd = tt_socket(env, false);
+	ASSERT_LE(0, self->c.cfd);
+	ASSERT_EQ(0, fcntl(self->c.cfd, F_SETFL, O_NONBLOCK));
+	sl = tt_sockaddr(env, true, PORT, &ss);
+	ASSERT_EQ(-1, connect(self->c.cfd, (struct sockaddr *)&ss, sl));
+	ASSERT_EQ(EINPROGRESS, errno);
+	/* the SYN is sent again after 1 s, then 2 s later */
+	tt_msleep(1500);
+	ASSERT_EQ(TT_SYN_SENT, tt_tcp_state(self->c.cfd));
+	ASSERT_EQ(0, tt_run_ns(env, true, "nft delete table inet tt"));
+	pfd.fd = self->c.cfd;
+	ASSERT_EQ(1, poll(&pfd, 1, 10000));
+	len = sizeof(soerr);
+	ASSERT_EQ(0, getsockopt(self->c.cfd, SOL_SOCKET, SO_ERROR, &soerr,
+				&len));
+	ASSERT_EQ(0, soerr);
+	ASSERT_EQ(TT_ESTABLISHED, tt_tcp_state(self->c.cfd));
+	self->c.cport = tt_local_port(self->c.cfd);
+	collect(_metadata, self, 300);
+
+	/* three SYNs of ISN x left the client and arrived at the server */
+	sel_pkts(o, &syn, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
+		 self->c.cport, PORT, 0);
+	ASSERT_EQ(3, syn.n);
+	x = o->r[syn.i[0]].packet.seq;
+	for (k = 0; k < syn.n; k++)
+		ASSERT_EQ(x, o->r[syn.i[k]].packet.seq);
+	sel_pkts(o, &syn_in, env->s_ino, TCPTRACE_DIR_IN, TT_F_SYN,
+		 self->c.cport, PORT, 0);
+	ASSERT_EQ(3, syn_in.n);
+	for (k = 0; k < syn_in.n; k++) {
+		ASSERT_EQ(x, o->r[syn_in.i[k]].packet.seq);
+		ASSERT_LT(syn.i[k], syn_in.i[k]);
+	}
+	/* the two retransmissions, each recorded after its SYN left */
+	sel_type(o, &rt, env->c_ino, TCPTRACE_T_RETRANSMIT, 0);
+	ASSERT_EQ(2, rt.n);
+	for (k = 0; k < rt.n; k++) {
+		r = &o->r[rt.i[k]];
+		ASSERT_EQ(TT_F_SYN, r->state.flags);
+		ASSERT_EQ(x, r->state.seq);
+		ASSERT_EQ(x + 1, r->state.end_seq);
+		ASSERT_EQ(TT_SYN_SENT, r->state.old_state);
+		ASSERT_EQ(self->c.cport, r->sport);
+		ASSERT_EQ(PORT, r->dport);
+		ASSERT_EQ(o->r[syn.i[0]].sock_id, r->sock_id);
+		ASSERT_LT(syn.i[k + 1], rt.i[k]);
+	}
+	/* then the handshake: SYN-ACK ack x+1, client ESTABLISHED */
+	sel_pkts(o, &sa, env->c_ino, TCPTRACE_DIR_IN, F_SA, PORT,
+		 self->c.cport, 0);
+	ASSERT_EQ(1, sa.n);
+	ASSERT_EQ(x + 1, o->r[sa.i[0]].packet.ack);
+	y = o->r[sa.i[0]].packet.seq;
+	sel_type(o, &est, env->c_ino, TCPTRACE_T_STATE, 0);
+	for (k = 0; k < est.n; k++) {
+		r = &o->r[est.i[k]];
+		if (r->state.new_state == TT_ESTABLISHED)
+			break;
+	}
+	ASSERT_LT(k, est.n) TH_LOG("no ESTABLISHED record of the client");
+	ASSERT_EQ(TT_SYN_SENT, r->state.old_state);
+	ASSERT_EQ(x + 1, r->state.snd_nxt);
+	ASSERT_EQ(y + 1, r->state.rcv_nxt);
+}
+
 TEST_F(scen, simultaneous_close)
 {
 	const struct tt_env *env = &self->c.env;

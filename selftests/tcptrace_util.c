@@ -692,26 +692,19 @@ const char *tt_state_name(int state)
 
 const char *tt_flags_str(uint8_t flags, char *buf, size_t len)
 {
-	size_t n = 0;
+	/* tcpdump's letters and order; '.' is ACK */
+	static const char letters[] = "FSRP.UEW";
+	static const uint8_t bits[] = {
+		TT_F_FIN, TT_F_SYN, TT_F_RST, TCPTRACE_FLAG_PSH, TT_F_ACK,
+		TCPTRACE_FLAG_URG, TCPTRACE_FLAG_ECE, TCPTRACE_FLAG_CWR,
+	};
+	size_t i, n = 0;
 
-	if (len < 10)
+	if (len < sizeof(letters))
 		return "";
-	if (flags & TT_F_SYN)
-		buf[n++] = 'S';
-	if (flags & TT_F_FIN)
-		buf[n++] = 'F';
-	if (flags & TT_F_RST)
-		buf[n++] = 'R';
-	if (flags & TCPTRACE_FLAG_PSH)
-		buf[n++] = 'P';
-	if (flags & TCPTRACE_FLAG_URG)
-		buf[n++] = 'U';
-	if (flags & TCPTRACE_FLAG_ECE)
-		buf[n++] = 'E';
-	if (flags & TCPTRACE_FLAG_CWR)
-		buf[n++] = 'W';
-	if (flags & TT_F_ACK)
-		buf[n++] = '.';
+	for (i = 0; i < sizeof(bits); i++)
+		if (flags & bits[i])
+			buf[n++] = letters[i];
 	if (!n)
 		buf[n++] = '-';
 	buf[n] = 0;

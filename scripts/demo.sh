@@ -6,7 +6,8 @@
 # what tcptracectl watch recorded.
 #   1. client connects, sends, the client closes first
 #   2. client connects, the server closes first
-# then, each with its own watch on a port of its own:
+# each drawn as a ladder (tcptracectl ladder), then, each recorded on a port
+# of its own and drawn the same way:
 #   3. a connection refused (no listener on port 9)
 #   4. a lost third ACK: SYN-ACK retransmissions, the request given up, the
 #      client's data answered with RST (port 8081)
@@ -45,7 +46,7 @@ ip -n demo_srv link set vb up
 echo "== client netns inode $(ip netns exec demo_cli stat -L -c %i /proc/self/ns/net)," \
      "server netns inode $(ip netns exec demo_srv stat -L -c %i /proc/self/ns/net)"
 "$ctl" clear
-"$ctl" watch >"$out" &
+"$ctl" watch --json >"$out" &
 watch_pid=$!
 sleep 0.5
 
@@ -94,10 +95,14 @@ wait "$watch_pid" || true
 watch_pid=
 
 echo "== Three-way handshake and four-way teardown: the client closes first, then a connection the server closes first (port 8080)"
-cat "$out"
+echo "-- the records (tcptracectl watch):"
+"$ctl" watch -r "$out"
+echo
+echo "-- the same as ladders (tcptracectl ladder), one per connection:"
+"$ctl" ladder -r "$out" -w 110
 # One watch per scenario, on the scenario's port only.
 start_watch() {
-	"$ctl" watch -p "$1" >"$wout" &
+	"$ctl" watch --json -p "$1" >"$wout" &
 	watch_pid=$!
 	sleep 0.5
 }
@@ -106,7 +111,7 @@ stop_watch() {
 	kill -INT "$watch_pid"
 	wait "$watch_pid" || true
 	watch_pid=
-	cat "$wout"
+	"$ctl" ladder -r "$wout" -w 110
 }
 listeners() {
 	echo "-- /proc/net/tcptrace_listeners of the server netns $1:"

@@ -9,9 +9,9 @@
 set -euo pipefail
 
 build_pkgs=(make gcc libc6-dev linux-headers-amd64 linux-source-6.1 sparse
-	    xz-utils perl python3)
+	    xz-utils perl python3 pkg-config libpcap-dev libjansson-dev)
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod
-	 iproute2 nftables tcpdump procps)
+	 iproute2 nftables tcpdump procps tshark)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;

@@ -226,7 +226,8 @@ def check_handshake_records(family, ns, recs, client_pid):
 
     pk = [r for r in recs if r["type"] == "packet"]
     for r in pk:
-        keys = set(r) - {"comm", "sock_id", "rel_seq", "rel_ack"}
+        keys = set(r) - {"comm", "sock_id", "rel_seq", "rel_ack",
+                         "owner_pid", "owner_comm"}
         eq(PACKET_KEYS, keys, "keys of a packet record")
         check(r["dir"] in ("in", "out"), "dir %r" % r["dir"])
         if r["pid"]:
@@ -267,13 +268,19 @@ def check_handshake_records(family, ns, recs, client_pid):
         rseq, rack = rel[flags]
         eq(rseq, r.get("rel_seq"), what + " rel_seq")
         eq(rack, r.get("rel_ack"), what + " rel_ack")
+    # every record of the client's end names the client, softirq or not
+    for r in recs:
+        if r["netns"] == ns.c_ino:
+            eq((client_pid, comm), (r.get("owner_pid"), r.get("owner_comm")),
+               "owner of the client's %s record at %d" % (r["type"],
+                                                          r["ts_ns"]))
     # the SYN left in the client's connect()
     eq(client_pid, pk[0]["pid"], "pid of the SYN")
     eq(comm, pk[0].get("comm"), "comm of the SYN")
 
     st = [r for r in recs if r["type"] == "state"]
     for r in st:
-        keys = set(r) - {"comm", "sock_id"}
+        keys = set(r) - {"comm", "sock_id", "owner_pid", "owner_comm"}
         eq(STATE_KEYS, keys, "keys of a state record")
 
     def one(netns, old, new):
@@ -311,7 +318,8 @@ def check_handshake_records(family, ns, recs, client_pid):
     tw = [r for r in recs if r["type"] == "timewait"]
     eq(1, len(tw), "timewait records")
     eq(COMMON_KEYS | {"state", "tw_substate", "timeo_ms", "snd_nxt",
-                      "rcv_nxt"}, set(tw[0]) - {"comm", "sock_id"},
+                      "rcv_nxt"}, set(tw[0]) - {"comm", "sock_id",
+                                                "owner_pid", "owner_comm"},
        "keys of the timewait record")
     eq(syn_sent["sock_id"], tw[0]["sock_id"], "timewait sock_id")
     eq(ns.c_ino, tw[0]["netns"], "timewait netns")

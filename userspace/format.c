@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "tcptracectl.h"
+#include "story.h"
 
 static const char *const type_names[TCPTRACE_T_MAX] = {
 	[TCPTRACE_T_PACKET]		= "packet",
@@ -34,7 +34,7 @@ static const char *const type_names[TCPTRACE_T_MAX] = {
 };
 
 /* tcptrace_listen.reason */
-static const char *overflow_reason(unsigned int reason)
+const char *overflow_reason(unsigned int reason)
 {
 	switch (reason) {
 	case TCPTRACE_OVF_SYN_ACCEPTQ:
@@ -48,7 +48,7 @@ static const char *overflow_reason(unsigned int reason)
 	}
 }
 
-static const char *tw_end_how(unsigned int flags)
+const char *tw_end_how(unsigned int flags)
 {
 	return flags == TCPTRACE_TW_EXPIRED ? "expired" :
 	       flags == TCPTRACE_TW_KILLED ? "killed" : "unknown";
@@ -172,7 +172,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 }
 
 /* Writes s[0..n) as a JSON string; invalid UTF-8 becomes U+FFFD. */
-void json_string(FILE *out, const char *s, size_t n)
+void json_text(FILE *out, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, l;
@@ -207,18 +207,23 @@ void json_string(FILE *out, const char *s, size_t n)
 	fputc('"', out);
 }
 
-/* The command name for text output, non-printable bytes as '?'. */
-static const char *comm_text(const struct tcptrace_record *r, char *buf)
+/* A command name for text output, non-printable bytes as '?'. */
+const char *comm_printable(const char *comm, char *buf)
 {
-	size_t i, n = comm_len(r);
+	size_t i, n = strnlen(comm, TCPTRACE_COMM_LEN);
 
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)r->comm[i];
+		unsigned char c = (unsigned char)comm[i];
 
 		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
 	}
 	buf[n] = '\0';
 	return buf;
+}
+
+static const char *comm_text(const struct tcptrace_record *r, char *buf)
+{
+	return comm_printable(r->comm, buf);
 }
 
 static void print_time(FILE *out, const struct tcptrace_record *r,
@@ -256,7 +261,8 @@ static void print_seq(FILE *out, const char *name, uint32_t v, bool known,
 }
 
 void format_text(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn, struct fmt_opts *o)
+		 const struct isns *isn, struct fmt_opts *o,
+		 const struct story_ann *ann)
 {
 	char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN + 8];
 	char s1[24], s2[24], fl[16], comm[TCPTRACE_COMM_LEN + 1];
@@ -347,13 +353,18 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 	if (r->pid)
 		fprintf(out, " pid %" PRIu32 " (%s)", r->pid,
 			comm_text(r, comm));
+	else if (ann && ann->owner_known)
+		fprintf(out, " owner %" PRIu32 " (%s)", ann->owner_pid,
+			comm_printable(ann->owner_comm, comm));
+	if (ann && ann->violation)
+		fprintf(out, " VIOLATION %s", ann->violation);
 	fputc('\n', out);
 }
 
 static void json_key_str(FILE *out, const char *key, const char *val)
 {
 	fprintf(out, ",\"%s\":", key);
-	json_string(out, val, strlen(val));
+	json_text(out, val, strlen(val));
 }
 
 static void json_key_u64(FILE *out, const char *key, uint64_t val)
@@ -369,7 +380,7 @@ static void json_state(FILE *out, const char *key, unsigned int state)
 }
 
 void format_json(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn)
+		 const struct isns *isn, const struct story_ann *ann)
 {
 	const struct tcptrace_state *st = &r->state;
 	char a[INET6_ADDRSTRLEN], fl[16];
@@ -393,7 +404,7 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 	json_key_u64(out, "pid", r->pid);
 	if (r->pid) {
 		fputs(",\"comm\":", out);
-		json_string(out, r->comm, comm_len(r));
+		json_text(out, r->comm, comm_len(r));
 	}
 	if (r->sock_id)
 		json_key_u64(out, "sock_id", r->sock_id);
@@ -472,5 +483,13 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 		json_key_u64(out, "count", r->lost.count);
 		break;
 	}
+	if (ann && ann->owner_known) {
+		json_key_u64(out, "owner_pid", ann->owner_pid);
+		fputs(",\"owner_comm\":", out);
+		json_text(out, ann->owner_comm,
+			    strnlen(ann->owner_comm, TCPTRACE_COMM_LEN));
+	}
+	if (ann && ann->violation)
+		json_key_str(out, "violation", ann->violation);
 	fputs("}\n", out);
 }

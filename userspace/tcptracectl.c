@@ -24,7 +24,11 @@ static void usage(FILE *out)
 "socket state change.\n"
 "\n"
 "Commands:\n"
-"  watch     print records as they arrive (text or JSON Lines)\n"
+"  watch     print records as they arrive (text or JSON Lines), or one\n"
+"            summary per connection (--summary)\n"
+"  ladder    draw each connection as a sequence diagram, segment by\n"
+"            segment, with the state each side entered\n"
+"  record    write the recorded segments to a pcap file (-w FILE)\n"
 "  stats     print the module's counters\n"
 "  clear     discard queued records and zero the module's counters\n"
 "  tune      show or set the sysctls that shape handshakes and teardowns,\n"
@@ -252,6 +256,8 @@ static const struct command {
 	void (*usage)(FILE *out);
 } commands[] = {
 	{ "watch", cmd_watch, usage_watch },
+	{ "ladder", cmd_ladder, usage_ladder },
+	{ "record", cmd_record, usage_record },
 	{ "stats", cmd_stats, usage_stats },
 	{ "clear", cmd_clear, usage_clear },
 	{ "tune", cmd_tune, usage_tune },

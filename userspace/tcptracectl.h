@@ -58,6 +58,24 @@ _Static_assert(sizeof(struct tcptrace_stats) == 248, "struct tcptrace_stats");
 _Static_assert(offsetof(struct tcptrace_stats, events) == 16, "events");
 _Static_assert(offsetof(struct tcptrace_stats, per_type) == 56, "per_type");
 
+/* Record filters of watch and ladder (watch.c). */
+#define MAX_FILTER	64
+struct filter {
+	bool v4, v6;
+	size_t nports, nlports, nrports, nnetns;
+	uint16_t ports[MAX_FILTER];
+	uint16_t lports[MAX_FILTER];
+	uint16_t rports[MAX_FILTER];
+	uint32_t netns[MAX_FILTER];
+};
+
+/* Options -4 -6 -p -L -D -n: 1 when @c is one and was taken, 0 when it is
+ * not a filter option, -1 on a bad value (message printed). */
+int filter_option(struct filter *f, int c, const char *arg);
+bool filter_match(const struct filter *f, const struct tcptrace_record *r);
+struct story;
+bool filter_story(const struct filter *f, const struct story *st);
+
 /* tcptracectl.c */
 void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -73,10 +91,14 @@ int cmd_watch(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_clear(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_ladder(int argc, char **argv);
+int cmd_record(int argc, char **argv);
 void usage_watch(FILE *out);
 void usage_stats(FILE *out);
 void usage_clear(FILE *out);
 void usage_tune(FILE *out);
+void usage_ladder(FILE *out);
+void usage_record(FILE *out);
 
 /* format.c */
 
@@ -102,12 +124,18 @@ struct fmt_opts {
 };
 
 const char *record_type_name(unsigned int type);
+const char *overflow_reason(unsigned int reason);
+const char *tw_end_how(unsigned int flags);
 const char *tcp_state_name(unsigned int state, char *buf, size_t size);
 void tcp_flags_str(unsigned int flags, char *buf, size_t size);
+struct story_ann;
 void format_text(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn, struct fmt_opts *o);
+		 const struct isns *isn, struct fmt_opts *o,
+		 const struct story_ann *ann);
 void format_json(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn);
-void json_string(FILE *out, const char *s, size_t n);
+		 const struct isns *isn, const struct story_ann *ann);
+void json_text(FILE *out, const char *s, size_t n);
+/* @buf: TCPTRACE_COMM_LEN + 1 bytes */
+const char *comm_printable(const char *comm, char *buf);
 
 #endif /* TCPTRACECTL_H */

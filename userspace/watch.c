@@ -3,51 +3,25 @@
  * tcptracectl watch: stream records from the device (or a file).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "conn.h"
-#include "tcptracectl.h"
-
-#define MAX_FILTER	64
-/* Room for a batch of records plus the rest of one record of any len. */
-#define BUF_SIZE	(128 * 1024)
-
-struct filter {
-	bool v4, v6;
-	size_t nports, nlports, nrports, nnetns;
-	uint16_t ports[MAX_FILTER];
-	uint16_t lports[MAX_FILTER];
-	uint16_t rports[MAX_FILTER];
-	uint32_t netns[MAX_FILTER];
-};
+#include "source.h"
+#include "story.h"
 
 struct watch {
 	struct filter filter;
 	struct fmt_opts fmt;
 	struct conn_table *conns;
+	struct story_table *stories;
 	bool json;
-	bool device;
-	bool warned;
+	bool summary;
 	uint64_t count;		/* 0: unlimited */
 	uint64_t printed;
-	uint64_t offset;	/* input offset of the next record */
-	double duration;	/* 0: unlimited */
 };
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-}
 
 void usage_watch(FILE *out)
 {
@@ -56,6 +30,7 @@ void usage_watch(FILE *out)
 "\n"
 "Print the records of " TCPTRACE_DEVICE " as they arrive, one line per record,\n"
 "until interrupted (SIGINT/SIGTERM end cleanly), --count or --duration.\n"
+"With --summary, print one summary per connection instead, when it ends.\n"
 "\n"
 "Options:\n"
 "  -4                   only IPv4 records\n"
@@ -73,9 +48,16 @@ void usage_watch(FILE *out)
 "                       (seconds.nanoseconds) instead of seconds since the\n"
 "                       first printed record\n"
 "  -j, --json           print JSON Lines instead of text\n"
+"      --summary        one summary per connection when it ends (and for\n"
+"                       those still open at the end): outcome, handshake\n"
+"                       times, retransmissions, who closed first, time in\n"
+"                       FIN_WAIT2/CLOSE_WAIT/TIME_WAIT, bytes each way,\n"
+"                       violations; filters select connections by either end\n"
 "  -i, --input FILE     read raw records from FILE ('-': standard input)\n"
 "                       instead of the device, e.g. a capture made with\n"
 "                       'cat " TCPTRACE_DEVICE " > FILE'\n"
+"  -r, --read FILE      read the JSON Lines of an earlier 'watch --json'\n"
+"                       from FILE ('-': standard input)\n"
 "  -h, --help           print this help and exit\n"
 "\n"
 "Filters of different kinds must all match; repeated values of one kind\n"
@@ -88,7 +70,9 @@ void usage_watch(FILE *out)
 "  TIME net:[INODE] TYPE LOCAL <-> REMOTE DETAILS\n"
 "  TIME *** LOST N records (cpu C) ***\n"
 "where 'ack' is shown only with ACK set, each line followed by\n"
-"' pid PID (COMM)' when the record names a task.  Addresses are\n"
+"' pid PID (COMM)' when the record names a task, else by ' owner PID (COMM)'\n"
+"when the process behind the local end is known, and by ' VIOLATION CODE'\n"
+"for a segment that breaks a rule (see 'ladder --help').  Addresses are\n"
 "ADDR:PORT for IPv4 and [ADDR]:PORT for IPv6; FLAGS are tcpdump's letters\n"
 "F S R P . U E W, '.' being ACK ('none' when no flag is set); state changes\n"
 "read 'OLD -> NEW' with the kernel's state names.  Relative numbers ('rel')\n"
@@ -115,6 +99,23 @@ void usage_watch(FILE *out)
 "                 accept_queue, backlog (saddr/sport: the listener;\n"
 "                 daddr/dport: the peer turned away)\n"
 "  lost:          count\n"
+"  when known:    owner_pid, owner_comm: the process behind the record's\n"
+"                 local end (packets: the sender's end when out, the\n"
+"                 receiver's when in), learnt from its connect(), listen()\n"
+"                 (for the connections it accepts) or close(), so that\n"
+"                 records made in softirq (pid 0) still name it\n"
+"  packet:        violation, when the segment breaks a protocol rule:\n"
+"                 synack_ack_not_isn_plus_1, fin_ack_not_seq_plus_1,\n"
+"                 final_ack_seq_not_fin_plus_1, seq_unexpected\n"
+"\n"
+"Summary (--summary --json), one object per connection:\n"
+"  type \"summary\", family, client and server {addr, port, netns, pid,\n"
+"  comm}, start_ns (its first SYN), end_ns, handshake_ns {client, server},\n"
+"  syn_retransmits, synack_retransmits, closed_first (client|server|both),\n"
+"  fin_wait2_ns, close_wait_ns, time_wait_ns {client, server}, outcome\n"
+"  (closed|refused|reset by client|reset by server|timed out|aborted|open),\n"
+"  bytes {client_to_server, server_to_client}, violations [...],\n"
+"  lost_records, complete; null where unknown\n"
 "\n"
 "EXAMPLES\n"
 "  " PROG " watch\n"
@@ -122,8 +123,11 @@ void usage_watch(FILE *out)
 "  " PROG " watch -6 -p 443 -c 10\n"
 "  " PROG " watch --json -c 20 > out.jsonl\n"
 "  " PROG " watch --duration 5 -n 4026531840 | tee trace.txt\n"
-"  " PROG " watch --json -i capture.bin\n");
+"  " PROG " watch --json -i capture.bin\n"
+"  " PROG " watch --summary -p 8080\n"
+"  " PROG " watch --summary --json -r out.jsonl\n");
 }
+
 
 static int add_port(const char *opt, const char *arg, uint16_t *ports,
 		    size_t *n)
@@ -140,6 +144,39 @@ static int add_port(const char *opt, const char *arg, uint16_t *ports,
 	return 0;
 }
 
+int filter_option(struct filter *f, int c, const char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case '4':
+		f->v4 = true;
+		return 1;
+	case '6':
+		f->v6 = true;
+		return 1;
+	case 'p':
+		return add_port("--port", arg, f->ports, &f->nports) ? -1 : 1;
+	case 'L':
+		return add_port("--lport", arg, f->lports, &f->nlports) ?
+		       -1 : 1;
+	case 'D':
+		return add_port("--rport", arg, f->rports, &f->nrports) ?
+		       -1 : 1;
+	case 'n':
+		if (parse_uint("--netns", arg, 1, UINT32_MAX, &v))
+			return -1;
+		if (f->nnetns == MAX_FILTER) {
+			errmsg("too many --netns options (at most %d)",
+			       MAX_FILTER);
+			return -1;
+		}
+		f->netns[f->nnetns++] = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
 static bool port_in(const uint16_t *ports, size_t n, uint16_t port)
 {
 	size_t i;
@@ -150,25 +187,32 @@ static bool port_in(const uint16_t *ports, size_t n, uint16_t port)
 	return false;
 }
 
-static bool filter_match(const struct filter *f,
-			 const struct tcptrace_record *r)
+static bool netns_in(const struct filter *f, uint32_t netns)
+{
+	size_t i;
+
+	for (i = 0; i < f->nnetns; i++)
+		if (f->netns[i] == netns)
+			return true;
+	return false;
+}
+
+static bool family_in(const struct filter *f, unsigned int family)
+{
+	return !(f->v4 || f->v6) || (f->v4 && family == AF_INET) ||
+	       (f->v6 && family == AF_INET6);
+}
+
+bool filter_match(const struct filter *f, const struct tcptrace_record *r)
 {
 	uint16_t lport = r->sport, rport = r->dport;
-	size_t i;
 
 	if (r->type == TCPTRACE_T_LOST)
 		return true;
-	if ((f->v4 || f->v6) &&
-	    !(f->v4 && r->family == AF_INET) &&
-	    !(f->v6 && r->family == AF_INET6))
+	if (!family_in(f, r->family))
 		return false;
-	if (f->nnetns) {
-		for (i = 0; i < f->nnetns; i++)
-			if (f->netns[i] == r->netns)
-				break;
-		if (i == f->nnetns)
-			return false;
-	}
+	if (f->nnetns && !netns_in(f, r->netns))
+		return false;
 	if (f->nports && !port_in(f->ports, f->nports, r->sport) &&
 	    !port_in(f->ports, f->nports, r->dport))
 		return false;
@@ -184,181 +228,86 @@ static bool filter_match(const struct filter *f,
 	return true;
 }
 
-static uint64_t now_ns(void)
+/*
+ * A connection matches when one of its ends does: --lport and --rport
+ * name the server's and the client's port (the connection's local end is
+ * that of whoever looks), --netns either end's namespace.
+ */
+bool filter_story(const struct filter *f, const struct story *st)
 {
-	struct timespec ts;
+	const struct story_side *c = &st->side[STORY_CLIENT];
+	const struct story_side *s = &st->side[STORY_SERVER];
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+	if (!family_in(f, st->family))
+		return false;
+	if (f->nnetns && !(c->netns_known && netns_in(f, c->netns)) &&
+	    !(s->netns_known && netns_in(f, s->netns)))
+		return false;
+	if (f->nports && !port_in(f->ports, f->nports, c->port) &&
+	    !port_in(f->ports, f->nports, s->port))
+		return false;
+	if (f->nlports && !port_in(f->lports, f->nlports, c->port) &&
+	    !port_in(f->lports, f->nlports, s->port))
+		return false;
+	if (f->nrports && !port_in(f->rports, f->nrports, c->port) &&
+	    !port_in(f->rports, f->nrports, s->port))
+		return false;
+	return true;
 }
 
 static bool done(const struct watch *w)
 {
-	return stop_signal || (w->count && w->printed >= w->count);
+	return w->count && w->printed >= w->count;
 }
 
-/*
- * Prints the whole records in buf[0..len) and returns how many bytes they
- * took; the rest is an incomplete record.  Returns -1 on a malformed record.
- */
-static ssize_t process(struct watch *w, const unsigned char *buf, size_t len)
+static int on_story_end(void *ctx, const struct story *st)
 {
-	struct tcptrace_record r;
-	size_t pos = 0;
+	struct watch *w = ctx;
+
+	if (!w->summary || done(w) || !filter_story(&w->filter, st))
+		return 0;
+	if (w->json)
+		summary_json(stdout, st);
+	else
+		summary_text(stdout, st);
+	w->printed++;
+	return 0;
+}
+
+static int on_record(void *ctx, const struct tcptrace_record *r)
+{
+	struct watch *w = ctx;
+	struct story_ann ann;
 	struct isns isn;
-	uint16_t rlen;
-	uint8_t version, type;
 
-	while (len - pos >= 4 && !done(w)) {
-		memcpy(&rlen, buf + pos, sizeof(rlen));
-		version = buf[pos + 2];
-		type = buf[pos + 3];
-		if (rlen < TCPTRACE_RECORD_SIZE || version == 0) {
-			errmsg("malformed record at input offset %llu: len %u, version %u",
-			       (unsigned long long)(w->offset + pos), rlen,
-			       version);
-			return -1;
-		}
-		if (len - pos < rlen)
-			break;
-		if (rlen > TCPTRACE_RECORD_SIZE ||
-		    version > TCPTRACE_RECORD_VERSION ||
-		    !record_type_name(type)) {
-			if (!w->warned)
-				warnmsg("skipping records of unknown type or newer version (first: type %u, version %u, len %u)",
-					type, version, rlen);
-			w->warned = true;
-			pos += rlen;
-			continue;
-		}
-		memcpy(&r, buf + pos, sizeof(r));
-		pos += rlen;
-		conn_track(w->conns, &r, &isn);
-		if (!filter_match(&w->filter, &r))
-			continue;
-		if (w->json)
-			format_json(stdout, &r, &isn);
-		else
-			format_text(stdout, &r, &isn, &w->fmt);
-		w->printed++;
-	}
-	w->offset += pos;
-	return (ssize_t)pos;
+	conn_track(w->conns, r, &isn);
+	story_feed(w->stories, r, &ann);
+	if (w->summary)
+		return done(w);
+	if (!filter_match(&w->filter, r))
+		return 0;
+	if (w->json)
+		format_json(stdout, r, &isn, &ann);
+	else
+		format_text(stdout, r, &isn, &w->fmt, &ann);
+	w->printed++;
+	return done(w);
 }
 
-/*
- * Waits until fd is readable, the deadline passes or a signal arrives.
- * Returns 1 when readable, 0 otherwise, -1 on error.
- */
-static int wait_readable(int fd, uint64_t deadline, const sigset_t *mask,
-			 bool *hup)
+static int flush_out(void *ctx)
 {
-	struct timespec ts, *tsp = NULL;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint64_t now;
-	int n;
-
-	if (deadline) {
-		now = now_ns();
-		if (now >= deadline)
-			return 0;
-		ts.tv_sec = (time_t)((deadline - now) / 1000000000);
-		ts.tv_nsec = (long)((deadline - now) % 1000000000);
-		tsp = &ts;
-	}
-	n = ppoll(&pfd, 1, tsp, mask);
-	if (n < 0) {
-		if (errno == EINTR)
-			return 0;
-		errmsg("poll %s: %s", device_path(), strerror(errno));
+	(void)ctx;
+	if (fflush(stdout) || ferror(stdout)) {
+		errmsg("error writing output: %s",
+		       strerror(errno ? errno : EIO));
 		return -1;
 	}
-	if (n > 0 && (pfd.revents & POLLNVAL)) {
-		errmsg("poll %s: invalid file descriptor", device_path());
-		return -1;
-	}
-	*hup = n > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN);
-	return n > 0;
-}
-
-static int watch_loop(struct watch *w, int fd, const sigset_t *mask)
-{
-	unsigned char *buf = NULL;
-	uint64_t deadline = 0;
-	size_t have = 0, room;
-	bool hup = false;
-	ssize_t n, used;
-	int err = 0, ready;
-
-	buf = malloc(BUF_SIZE);
-	if (!buf) {
-		errmsg("out of memory");
-		err = ENOMEM;
-		goto cleanup;
-	}
-	if (w->duration > 0)
-		deadline = now_ns() + (uint64_t)(w->duration * 1e9);
-
-	while (!done(w)) {
-		if (deadline && now_ns() >= deadline)
-			break;
-		if (w->device) {
-			ready = wait_readable(fd, deadline, mask, &hup);
-			if (ready < 0) {
-				err = EIO;
-				goto cleanup;
-			}
-			if (!ready && !hup)
-				continue;
-		}
-		/* The device wants room for whole records. */
-		room = (BUF_SIZE - have) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1);
-		n = read(fd, buf + have, room);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			err = errno;
-			if (err == EBUSY && w->device)
-				errmsg("%s is already being read by another process (one reader at a time)",
-				       device_path());
-			else
-				errmsg("read %s: %s", w->device ?
-				       device_path() : "input", strerror(err));
-			goto cleanup;
-		}
-		if (n == 0) {
-			/* A device read of 0 is no data, unless hung up. */
-			if (w->device && !hup)
-				continue;
-			if (have) {
-				errmsg("truncated record at input offset %llu: %zu of its bytes present",
-				       (unsigned long long)w->offset, have);
-				err = EINVAL;
-			}
-			break;
-		}
-		have += (size_t)n;
-		used = process(w, buf, have);
-		if (fflush(stdout) || ferror(stdout)) {
-			err = errno ? errno : EIO;
-			errmsg("error writing output: %s", strerror(err));
-			goto cleanup;
-		}
-		if (used < 0) {
-			err = EINVAL;
-			goto cleanup;
-		}
-		have -= (size_t)used;
-		memmove(buf, buf + used, have);
-	}
-cleanup:
-	free(buf);
-	return err;
+	return 0;
 }
 
 int cmd_watch(int argc, char **argv)
 {
-	enum { OPT_DURATION = 0x100 };
+	enum { OPT_DURATION = 0x100, OPT_SUMMARY };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "lport", required_argument, NULL, 'L' },
@@ -368,58 +317,32 @@ int cmd_watch(int argc, char **argv)
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "absolute", no_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "summary", no_argument, NULL, OPT_SUMMARY },
 		{ "input", required_argument, NULL, 'i' },
+		{ "read", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sigaction sa = { .sa_handler = on_signal };
-	struct watch w = { .device = true };
-	struct filter *f = &w.filter;
-	const char *input = NULL;
-	sigset_t block, orig;
-	bool masked = false;
-	int fd = -1, err = 0, c;
-	uint64_t v;
+	struct source src = { .kind = SOURCE_DEVICE };
+	struct watch w = { 0 };
+	int err = 0, c, ret;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":46p:L:D:n:c:Tji:h", opts,
+	while ((c = getopt_long(argc, argv, ":46p:L:D:n:c:Tji:r:h", opts,
 				NULL)) != -1) {
+		ret = filter_option(&w.filter, c, optarg);
+		if (ret < 0)
+			return EXIT_USAGE;
+		if (ret > 0)
+			continue;
 		switch (c) {
-		case '4':
-			f->v4 = true;
-			break;
-		case '6':
-			f->v6 = true;
-			break;
-		case 'p':
-			if (add_port("--port", optarg, f->ports, &f->nports))
-				return EXIT_USAGE;
-			break;
-		case 'L':
-			if (add_port("--lport", optarg, f->lports, &f->nlports))
-				return EXIT_USAGE;
-			break;
-		case 'D':
-			if (add_port("--rport", optarg, f->rports, &f->nrports))
-				return EXIT_USAGE;
-			break;
-		case 'n':
-			if (parse_uint("--netns", optarg, 1, UINT32_MAX, &v))
-				return EXIT_USAGE;
-			if (f->nnetns == MAX_FILTER) {
-				errmsg("too many --netns options (at most %d)",
-				       MAX_FILTER);
-				return EXIT_USAGE;
-			}
-			f->netns[f->nnetns++] = (uint32_t)v;
-			break;
 		case 'c':
 			if (parse_uint("--count", optarg, 1, UINT64_MAX,
 				       &w.count))
 				return EXIT_USAGE;
 			break;
 		case OPT_DURATION:
-			if (parse_seconds("--duration", optarg, &w.duration))
+			if (parse_seconds("--duration", optarg, &src.duration))
 				return EXIT_USAGE;
 			break;
 		case 'T':
@@ -428,8 +351,17 @@ int cmd_watch(int argc, char **argv)
 		case 'j':
 			w.json = true;
 			break;
+		case OPT_SUMMARY:
+			w.summary = true;
+			break;
 		case 'i':
-			input = optarg;
+		case 'r':
+			if (src.kind != SOURCE_DEVICE) {
+				errmsg("watch: give one of --input and --read, once");
+				return EXIT_USAGE;
+			}
+			src.kind = c == 'i' ? SOURCE_RAW : SOURCE_JSON;
+			src.path = optarg;
 			break;
 		case 'h':
 			usage_watch(stdout);
@@ -444,50 +376,21 @@ int cmd_watch(int argc, char **argv)
 	}
 
 	w.conns = conn_table_new();
-	if (!w.conns) {
+	w.stories = story_table_new(0, false, on_story_end, &w);
+	if (!w.conns || !w.stories) {
 		errmsg("out of memory");
-		err = ENOMEM;
+		err = 1;
 		goto cleanup;
 	}
-	if (input) {
-		w.device = false;
-		if (!strcmp(input, "-")) {
-			fd = STDIN_FILENO;
-		} else {
-			fd = open(input, O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				err = errno;
-				errmsg("cannot open %s: %s", input,
-				       strerror(err));
-				goto cleanup;
-			}
-		}
-	} else if (device_open(O_NONBLOCK, &fd)) {
-		err = EIO;
-		goto cleanup;
+	err = source_run(&src, on_record, flush_out, &w);
+	/* connections still open at the end are summarised too */
+	if (w.summary && !err) {
+		story_flush(w.stories);
+		if (flush_out(&w))
+			err = 1;
 	}
-
-	/*
-	 * Signals stay blocked except inside ppoll(), so that one arriving
-	 * just before it cannot be missed.  A file is read without waiting
-	 * for it, so signals are left unblocked to interrupt that read.
-	 */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	if (w.device) {
-		sigprocmask(SIG_BLOCK, &block, &orig);
-		masked = true;
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	err = watch_loop(&w, fd, masked ? &orig : NULL);
 cleanup:
-	if (fd > STDIN_FILENO)
-		close(fd);
+	story_table_free(w.stories);
 	conn_table_free(w.conns);
-	if (masked)
-		sigprocmask(SIG_SETMASK, &orig, NULL);
 	return err != 0;
 }

@@ -313,6 +313,17 @@ EXPECTED_TEXT = [
     "seq 101 (rel 1) ack 43 (rel 1) win 64240 len 5",
 ]
 
+# The process behind each record's local end, carried by watch from the
+# records made in its context (pid set) to those made in softirq (pid 0):
+# curl connected 10.0.0.1:40000, the process with the odd name [fd00::1]:50000.
+OWNERS = {i: (321, "curl") for i in (0, 1, 2, 3, 4, 5, 6, 8, 9, 10)}
+OWNERS.update({i: (77, 'a"b\\c\x01\ufffd') for i in (11, 12, 13)})
+for i, (opid, ocomm) in OWNERS.items():
+    EXPECTED[i].update(owner_pid=opid, owner_comm=ocomm)
+    if EXPECTED[i]["pid"] == 0:
+        EXPECTED_TEXT[i] += " owner %d (%s)" % (
+            opid, "curl" if opid == 321 else 'a"b\\c??')
+
 NOT_LOADED = ("tcptracectl: tcptrace module not loaded: "
               "insmod module/tcptrace.ko\n")
 
@@ -1124,6 +1135,16 @@ def test_tune_help():
           "\n  tune " in p.stdout.decode())
 
 
+def run_extra(tmp):
+    """The tests of the other subcommands, each module in its own file:
+    its run(base, tmp) gets this module for record(), check() and run()."""
+    import importlib
+    sys.path.insert(0, HERE)
+    for name in ("test_views", "test_pcap"):
+        if os.path.exists(os.path.join(HERE, name + ".py")):
+            importlib.import_module(name).run(sys.modules[__name__], tmp)
+
+
 def main():
     if not os.access(TOOL, os.X_OK):
         print("FAIL no executable at %s" % TOOL)
@@ -1145,6 +1166,7 @@ def main():
         test_tune_failures(tmp)
         test_tune_netns(tmp)
         test_tune_help()
+        run_extra(tmp)
         if FAKEDEV:
             test_device(tmp)
         else:

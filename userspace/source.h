@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tcptracectl: where records come from — the device, a file of raw records
+ * (as read from the device) or a JSON Lines file written by 'watch --json'.
+ */
+#ifndef TCPTRACECTL_SOURCE_H
+#define TCPTRACECTL_SOURCE_H
+
+#include "tcptracectl.h"
+
+enum source_kind {
+	SOURCE_DEVICE,		/* TCPTRACE_DEVICE (or $TCPTRACE_DEVICE) */
+	SOURCE_RAW,		/* raw records, path or "-" for stdin */
+	SOURCE_JSON,		/* JSON Lines of 'watch --json', path or "-" */
+};
+
+struct source {
+	enum source_kind kind;
+	const char *path;	/* SOURCE_RAW, SOURCE_JSON */
+	double duration;	/* seconds; 0: until the end or a signal */
+	/* set by source_run() */
+	bool interrupted;	/* SIGINT or SIGTERM ended it */
+	uint64_t records;	/* records handed to the callback */
+};
+
+/*
+ * Called for each record, in order.  Returns 0 to go on, 1 to stop (not an
+ * error), -1 on an error it has reported.
+ */
+typedef int (*source_fn)(void *ctx, const struct tcptrace_record *r);
+
+/*
+ * Reads records from @s and hands each to @fn until the input ends, the
+ * duration passes, SIGINT/SIGTERM arrives or @fn stops.  @flush, when not
+ * NULL, is called after each batch of records (to flush output).  Records
+ * of unknown types or newer versions are skipped with one warning.
+ * Returns 0, or 1 after printing an error.
+ */
+int source_run(struct source *s, source_fn fn, int (*flush)(void *ctx),
+	       void *ctx);
+
+/* jsonin.c: parse one line of 'watch --json' into @r; 0 or -1 (@err set) */
+int json_to_record(const char *line, size_t len, struct tcptrace_record *r,
+		   char *err, size_t errsize);
+
+#endif /* TCPTRACECTL_SOURCE_H */

@@ -1,0 +1,1021 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tcptracectl: put records together into connections ("stories").
+ *
+ * A connection is keyed by its family and normalized 4-tuple, not by the
+ * namespace, so that both ends of a connection between two namespaces (or
+ * on loopback) share one story.  Its client is the end that sent the first
+ * SYN; a story that starts in the middle guesses (the lower port is the
+ * server's).  A new SYN with another ISN on the 4-tuple of an open story
+ * ends it and starts another.
+ *
+ * Records about a socket before it has its 4-tuple (CLOSE -> SYN_SENT
+ * before the port is chosen, LISTEN -> SYN_RECV of a child still carrying
+ * its listener's addresses) wait in a small table by socket id until a
+ * record of the same socket names the connection.  listen() calls are
+ * remembered by namespace and port, so that an accepted connection is
+ * attributed to the process that listens.
+ *
+ * Memory is bounded: at most max_open stories (the oldest is ended early,
+ * marked evicted), STORY_MAX_EVENTS events each, and fixed tables for
+ * pending records and listeners.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "story.h"
+
+#define TCP_ESTABLISHED	1
+#define TCP_SYN_SENT	2
+#define TCP_SYN_RECV	3
+#define TCP_FIN_WAIT1	4
+#define TCP_FIN_WAIT2	5
+#define TCP_TIME_WAIT	6
+#define TCP_CLOSE	7
+#define TCP_CLOSE_WAIT	8
+#define TCP_LAST_ACK	9
+#define TCP_LISTEN	10
+
+#define F_FIN		TCPTRACE_FLAG_FIN
+#define F_SYN		TCPTRACE_FLAG_SYN
+#define F_RST		TCPTRACE_FLAG_RST
+#define F_ACK		TCPTRACE_FLAG_ACK
+
+#define DEFAULT_MAX_OPEN	65536
+#define PENDING_SLOTS		256
+#define LISTENER_SLOTS		1024
+
+struct key {
+	uint8_t family;
+	uint8_t pad;
+	uint16_t port[2];
+	uint8_t addr[2][16];
+};
+
+struct node {
+	struct key key;
+	struct story st;
+	struct node *hnext;		/* hash chain */
+	struct node *prev, *next;	/* age list, oldest first */
+};
+
+struct pending {
+	uint64_t sock_id;
+	struct tcptrace_record r;
+};
+
+struct listener {
+	uint32_t netns;
+	uint16_t port;
+	bool used;
+	uint32_t pid;
+	char comm[TCPTRACE_COMM_LEN];
+};
+
+struct story_table {
+	story_end_fn end;
+	void *ctx;
+	size_t max_open, nopen, nbuckets;
+	struct node **bucket;
+	struct node *oldest, *newest;
+	struct pending pending[PENDING_SLOTS];
+	unsigned int pending_next;
+	struct listener listeners[LISTENER_SLOTS];
+	bool events;
+	size_t ev_left;		/* events that may still be kept */
+	int err;
+};
+
+const char *side_name(int side)
+{
+	return side == STORY_CLIENT ? "client" : "server";
+}
+
+struct story_table *story_table_new(size_t max_open, bool events,
+				    story_end_fn end, void *ctx)
+{
+	struct story_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->max_open = max_open ? max_open : DEFAULT_MAX_OPEN;
+	t->nbuckets = 1;
+	while (t->nbuckets < t->max_open && t->nbuckets < (1u << 20))
+		t->nbuckets <<= 1;
+	t->bucket = calloc(t->nbuckets, sizeof(*t->bucket));
+	if (!t->bucket) {
+		free(t);
+		return NULL;
+	}
+	t->end = end;
+	t->ctx = ctx;
+	t->events = events;
+	t->ev_left = STORY_EVENT_BUDGET;
+	return t;
+}
+
+static void node_free(struct node *n)
+{
+	/* the events of an ended story go back to the budget */
+	if (n->st.ev_left)
+		*n->st.ev_left += n->st.nev;
+	free(n->st.ev);
+	free(n);
+}
+
+void story_table_free(struct story_table *t)
+{
+	struct node *n, *next;
+
+	if (!t)
+		return;
+	for (n = t->oldest; n; n = next) {
+		next = n->next;
+		node_free(n);
+	}
+	free(t->bucket);
+	free(t);
+}
+
+static uint32_t key_hash(const struct key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static size_t alen(uint8_t family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+/* The key of the connection between endpoints a and b. */
+static void make_key(struct key *k, uint8_t family, const uint8_t *a_addr,
+		     uint16_t a_port, const uint8_t *b_addr, uint16_t b_port)
+{
+	int c;
+
+	memset(k, 0, sizeof(*k));
+	k->family = family;
+	c = memcmp(a_addr, b_addr, alen(family));
+	if (c == 0)
+		c = (int)a_port - (int)b_port;
+	if (c <= 0) {
+		memcpy(k->addr[0], a_addr, alen(family));
+		memcpy(k->addr[1], b_addr, alen(family));
+		k->port[0] = a_port;
+		k->port[1] = b_port;
+	} else {
+		memcpy(k->addr[0], b_addr, alen(family));
+		memcpy(k->addr[1], a_addr, alen(family));
+		k->port[0] = b_port;
+		k->port[1] = a_port;
+	}
+}
+
+static struct node **find_slot(struct story_table *t, const struct key *k)
+{
+	struct node **pp = &t->bucket[key_hash(k) & (t->nbuckets - 1)];
+
+	while (*pp && memcmp(&(*pp)->key, k, sizeof(*k)))
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void unlink_node(struct story_table *t, struct node *n)
+{
+	struct node **pp = find_slot(t, &n->key);
+
+	if (*pp == n)
+		*pp = n->hnext;
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		t->oldest = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		t->newest = n->prev;
+	t->nopen--;
+}
+
+/* Ends the story of @n: hands it to the view, then frees it. */
+static void finish(struct story_table *t, struct node *n, uint64_t ts)
+{
+	unlink_node(t, n);
+	if (!ts && n->st.nev)
+		ts = n->st.ev[n->st.nev - 1].ts;
+	if (!n->st.end_ns)
+		n->st.end_ns = ts ? ts : n->st.start_ns;
+	if (t->end && t->end(t->ctx, &n->st))
+		t->err = -1;
+	node_free(n);
+}
+
+int story_flush(struct story_table *t)
+{
+	struct node *n;
+
+	while ((n = t->oldest))
+		finish(t, n, 0);
+	return t->err;
+}
+
+static struct story_ev *add_ev(struct story *st, uint8_t kind, uint8_t side,
+			       uint64_t ts)
+{
+	static struct story_ev scratch;
+	struct story_ev *e;
+	size_t cap;
+
+	memset(&scratch, 0, sizeof(scratch));
+	if (!st->ev_left)
+		return &scratch;
+	if (st->nev >= STORY_MAX_EVENTS || !*st->ev_left) {
+		st->ev_dropped++;
+		return &scratch;
+	}
+	if (st->nev == st->cap) {
+		cap = st->cap ? st->cap * 2 : 16;
+		e = realloc(st->ev, cap * sizeof(*e));
+		if (!e) {
+			st->ev_dropped++;
+			return &scratch;
+		}
+		st->ev = e;
+		st->cap = cap;
+	}
+	(*st->ev_left)--;
+	e = &st->ev[st->nev++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->side = side;
+	e->ts = ts;
+	return e;
+}
+
+static void add_violation(struct story *st, const char *v)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->nviolations; i++)
+		if (st->violations[i] == v)
+			return;
+	if (st->nviolations < sizeof(st->violations) /
+			      sizeof(st->violations[0]))
+		st->violations[st->nviolations++] = v;
+}
+
+/* Which side of @st is the endpoint addr:port, or -1. */
+static int side_of(const struct story *st, const uint8_t *addr,
+		   uint16_t port)
+{
+	int s;
+
+	for (s = 0; s < 2; s++)
+		if (st->side[s].port == port &&
+		    !memcmp(st->side[s].addr, addr, alen(st->family)))
+			return s;
+	return -1;
+}
+
+static struct node *new_story(struct story_table *t, const struct key *k,
+			      const struct tcptrace_record *r,
+			      const uint8_t *c_addr, uint16_t c_port,
+			      const uint8_t *s_addr, uint16_t s_port,
+			      bool roles_known)
+{
+	struct node *n;
+	struct story *st;
+	int i;
+
+	while (t->nopen >= t->max_open && t->oldest) {
+		t->oldest->st.evicted = true;
+		finish(t, t->oldest, r->ts_ns);
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->key = *k;
+	st = &n->st;
+	st->family = r->family;
+	st->roles_known = roles_known;
+	st->start_ns = r->ts_ns;
+	st->closed_first = -1;
+	st->reset_by = -1;
+	st->ev_left = t->events ? &t->ev_left : NULL;
+	for (i = 0; i < STORY_RECENT; i++)
+		st->recent[i].ev = -2;	/* unused */
+	memcpy(st->side[0].addr, c_addr, alen(r->family));
+	st->side[0].port = c_port;
+	memcpy(st->side[1].addr, s_addr, alen(r->family));
+	st->side[1].port = s_port;
+
+	n->hnext = t->bucket[key_hash(k) & (t->nbuckets - 1)];
+	t->bucket[key_hash(k) & (t->nbuckets - 1)] = n;
+	n->prev = t->newest;
+	if (t->newest)
+		t->newest->next = n;
+	else
+		t->oldest = n;
+	t->newest = n;
+	t->nopen++;
+	return n;
+}
+
+static struct listener *listener_slot(struct story_table *t, uint32_t netns,
+				      uint16_t port, bool create)
+{
+	uint32_t h = (netns * 2654435761u) ^ port;
+	struct listener *l = &t->listeners[h % LISTENER_SLOTS];
+
+	if (l->used && l->netns == netns && l->port == port)
+		return l;
+	if (!create)
+		return NULL;
+	memset(l, 0, sizeof(*l));
+	l->used = true;
+	l->netns = netns;
+	l->port = port;
+	return l;
+}
+
+static void set_owner(struct story_side *sd, const struct tcptrace_record *r)
+{
+	sd->owner_known = true;
+	sd->pid = r->pid;
+	memcpy(sd->comm, r->comm, sizeof(sd->comm));
+	sd->comm[sizeof(sd->comm) - 1] = '\0';
+}
+
+static void set_netns(struct story_side *sd, uint32_t netns)
+{
+	sd->netns = netns;
+	sd->netns_known = true;
+}
+
+static double secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* ---- socket records ---------------------------------------------------- */
+
+static void end_side_if_closed(struct story_side *sd)
+{
+	if (sd->state == TCP_CLOSE && !sd->tw_pending)
+		sd->done = true;
+}
+
+static void enter_time_wait(struct story *st, int s, uint64_t ts, bool infer)
+{
+	struct story_side *sd = &st->side[s];
+	struct story_ev *e;
+
+	if (sd->t_fw2 && !sd->fw2_known) {
+		sd->fw2_ns = ts - sd->t_fw2;
+		sd->fw2_known = true;
+	}
+	sd->t_tw = ts;
+	sd->tw_sub = TCP_TIME_WAIT;
+	if (infer) {
+		e = add_ev(st, EV_STATE, (uint8_t)s, ts);
+		e->old_state = TCP_FIN_WAIT2;
+		e->new_state = TCP_TIME_WAIT;
+		e->inferred = true;
+	}
+}
+
+static void apply_state(struct story *st, int s,
+			const struct tcptrace_record *r)
+{
+	const struct tcptrace_state *rs = &r->state;
+	struct story_side *sd = &st->side[s];
+	uint8_t old = rs->old_state, new = rs->new_state;
+	struct story_ev *e;
+	bool hide = false;
+
+	sd->sock_known = true;
+	if (new == TCP_SYN_SENT && !sd->t_start)
+		sd->t_start = r->ts_ns;
+	if (new == TCP_SYN_RECV && !sd->t_start)
+		sd->t_start = r->ts_ns;
+	if (new == TCP_ESTABLISHED && !sd->t_est)
+		sd->t_est = r->ts_ns;
+	if (new == TCP_FIN_WAIT2)
+		sd->t_fw2 = r->ts_ns;
+	if (new == TCP_CLOSE_WAIT)
+		sd->t_cw = r->ts_ns;
+	if (old == TCP_CLOSE_WAIT && sd->t_cw && !sd->cw_known) {
+		sd->cw_ns = r->ts_ns - sd->t_cw;
+		sd->cw_known = true;
+	}
+	if (new == TCP_CLOSE) {
+		/* the full socket gives way to its timewait socket */
+		if (sd->tw_pending)
+			hide = true;
+		else if (old == TCP_FIN_WAIT2 && sd->t_fw2 && !sd->fw2_known) {
+			sd->fw2_ns = r->ts_ns - sd->t_fw2;
+			sd->fw2_known = true;
+		}
+		if (old == TCP_SYN_SENT || old == TCP_SYN_RECV) {
+			st->handshake_left = true;
+			/* close() by the application, or a timer */
+			st->left_by_app = r->pid != 0;
+		}
+	}
+	if (!hide) {
+		e = add_ev(st, EV_STATE, (uint8_t)s, r->ts_ns);
+		e->old_state = old;
+		e->new_state = new;
+		sd->state = new;
+	}
+	if (new == TCP_CLOSE)
+		sd->state = TCP_CLOSE;
+	end_side_if_closed(sd);
+}
+
+static void apply_timewait(struct story *st, int s,
+			   const struct tcptrace_record *r)
+{
+	struct story_side *sd = &st->side[s];
+	struct story_ev *e;
+
+	sd->sock_known = true;
+	sd->tw_pending = true;
+	sd->tw_sub = r->state.new_state;
+	if (sd->tw_sub == TCP_TIME_WAIT) {
+		enter_time_wait(st, s, r->ts_ns, false);
+		e = add_ev(st, EV_STATE, (uint8_t)s, r->ts_ns);
+		e->old_state = r->state.old_state;
+		e->new_state = TCP_TIME_WAIT;
+		sd->state = TCP_TIME_WAIT;
+	} else {
+		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
+		snprintf(e->note, sizeof(e->note),
+			 "%s: now a timewait socket (%.0f s at most)",
+			 side_name(s), r->state.timeo_ms / 1000.0);
+	}
+}
+
+static void apply_timewait_end(struct story *st, int s,
+			       const struct tcptrace_record *r)
+{
+	struct story_side *sd = &st->side[s];
+	struct story_ev *e;
+
+	if (!sd->tw_pending)
+		return;
+	sd->tw_pending = false;
+	if (sd->tw_sub == TCP_TIME_WAIT && sd->t_tw) {
+		sd->tw_ns = r->ts_ns - sd->t_tw;
+		sd->tw_known = true;
+	}
+	e = add_ev(st, EV_STATE, (uint8_t)s, r->ts_ns);
+	e->old_state = sd->tw_sub;
+	e->new_state = TCP_CLOSE;
+	if (r->state.flags == TCPTRACE_TW_KILLED)
+		snprintf(e->note, sizeof(e->note),
+			 "timewait socket killed early");
+	else if (sd->tw_known)
+		snprintf(e->note, sizeof(e->note),
+			 "TIME_WAIT ended after %.2f s", secs(sd->tw_ns));
+	sd->state = TCP_CLOSE;
+	sd->done = true;
+}
+
+/* ---- segments ---------------------------------------------------------- */
+
+static int32_t sdiff(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b);
+}
+
+static const char *reset_reason(struct story *st, int s, char *buf,
+				size_t size)
+{
+	struct story_side *sd = &st->side[s];
+	char sbuf[24];
+
+	if (sd->reset_pending) {
+		sd->reset_pending = false;
+		snprintf(buf, size, "by its socket in %s",
+			 tcp_state_name(sd->reset_state, sbuf, sizeof(sbuf)));
+	} else if (s == STORY_SERVER && !st->synack_sent) {
+		snprintf(buf, size, "no listener on the port");
+	} else if (s == STORY_SERVER && !st->side[s].t_est) {
+		snprintf(buf, size, "no half-open entry");
+	} else {
+		snprintf(buf, size, "no socket for this segment");
+	}
+	return buf;
+}
+
+static void mark_retransmit(struct story_ev *e, const char *what,
+			    unsigned int nth, uint64_t since)
+{
+	snprintf(e->note, sizeof(e->note), "%s retransmit #%u after %.2f s",
+		 what, nth, secs(since));
+}
+
+/* The checks of a segment from side s; NULL when it is fine. */
+static const char *check_segment(const struct story *st, int s,
+				 const struct tcptrace_record *r)
+{
+	const struct story_side *me = &st->side[s], *peer = &st->side[!s];
+	uint32_t seq = r->packet.seq, ack = r->packet.ack;
+	uint8_t f = r->packet.flags;
+
+	if ((f & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && peer->isn_known &&
+	    ack != peer->isn + 1)
+		return "synack_ack_not_isn_plus_1";
+	if (f & F_SYN)
+		return NULL;
+	if ((f & F_ACK) && peer->fin_seen && sdiff(ack, peer->fin_seq + 1) > 0)
+		return "fin_ack_not_seq_plus_1";
+	if (me->fin_seen && !((f & F_FIN) &&
+			      seq + r->packet.payload_len == me->fin_seq) &&
+	    seq != me->fin_seq + 1) {
+		if ((f & F_ACK) && !(f & F_FIN) && peer->fin_seen &&
+		    ack == peer->fin_seq + 1)
+			return "final_ack_seq_not_fin_plus_1";
+		return "seq_unexpected";
+	}
+	if (me->isn_known && sdiff(seq, me->isn + 1) < 0)
+		return "seq_unexpected";
+	return NULL;
+}
+
+/* A dir-in record of a segment already seen leaving: the same segment. */
+static struct story_seg *find_sent(struct story *st, int s,
+				   const struct tcptrace_record *r)
+{
+	unsigned int i;
+	struct story_seg *g;
+
+	for (i = 1; i <= STORY_RECENT; i++) {
+		g = &st->recent[(st->recent_next - i) % STORY_RECENT];
+		if (g->flags == r->packet.flags && g->side == s &&
+		    !g->seen_in && g->ev != -2 && g->seq == r->packet.seq &&
+		    g->ack == r->packet.ack && g->len == r->packet.payload_len)
+			return g;
+	}
+	return NULL;
+}
+
+static void apply_packet(struct story *st, int s,
+			 const struct tcptrace_record *r,
+			 struct story_ann *ann)
+{
+	struct story_side *me = &st->side[s], *peer = &st->side[!s];
+	uint32_t seq = r->packet.seq, ack = r->packet.ack;
+	uint32_t len = r->packet.payload_len;
+	uint8_t f = r->packet.flags;
+	bool in = r->dir == TCPTRACE_DIR_IN;
+	struct story_seg *g;
+	struct story_ev *e;
+	char why[64];
+
+	if (in)
+		set_netns(peer, r->netns);
+	else
+		set_netns(me, r->netns);
+	if (in) {
+		g = find_sent(st, s, r);
+		if (g) {
+			g->seen_in = true;
+			if (g->ev >= 0) {
+				st->ev[g->ev].seen_in = true;
+				st->ev[g->ev].ts_in = r->ts_ns;
+			}
+			if (ann)
+				ann->violation = g->violation;
+			if ((f & F_SYN) && !(f & F_ACK) && !peer->t_start)
+				peer->t_start = r->ts_ns;
+			/* the FIN reached a timewait socket in FIN_WAIT2 */
+			if ((f & F_FIN) && peer->tw_pending &&
+			    peer->tw_sub == TCP_FIN_WAIT2)
+				enter_time_wait(st, !s, r->ts_ns, true);
+			return;
+		}
+	}
+	e = add_ev(st, EV_SEG, (uint8_t)s, r->ts_ns);
+	g = &st->recent[st->recent_next++ % STORY_RECENT];
+	g->side = (uint8_t)s;
+	g->flags = f;
+	g->seq = seq;
+	g->ack = ack;
+	g->len = len;
+	g->seen_in = in;
+	g->ev = st->ev && e >= st->ev && e < st->ev + st->nev ?
+		(int32_t)(e - st->ev) : -1;
+	e->flags = f;
+	e->seq = seq;
+	e->ack = ack;
+	e->len = len;
+	e->win = r->packet.win;
+	if (in) {
+		e->seen_in = true;
+		e->ts_in = r->ts_ns;
+	} else {
+		e->seen_out = true;
+	}
+
+	e->violation = check_segment(st, s, r);
+	g->violation = e->violation;
+	if (e->violation)
+		add_violation(st, e->violation);
+	if (ann)
+		ann->violation = e->violation;
+
+	if (f & F_SYN) {
+		if (me->syn_tx && me->isn_known && me->isn == seq) {
+			mark_retransmit(e, f & F_ACK ? "SYN-ACK" : "SYN",
+					me->syn_tx, r->ts_ns - me->last_syn_ts);
+			if (f & F_ACK)
+				st->synack_retransmits++;
+			else
+				st->syn_retransmits++;
+		}
+		me->syn_tx++;
+		me->last_syn_ts = r->ts_ns;
+		me->isn = seq;
+		me->isn_known = true;
+		if (f & F_ACK) {
+			st->synack_sent = true;
+			if (!peer->isn_known) {
+				peer->isn = ack - 1;
+				peer->isn_known = true;
+			}
+		} else if (in && !peer->t_start) {
+			peer->t_start = r->ts_ns;
+		} else if (!in && peer->netns_known &&
+			   peer->netns == me->netns && !peer->t_start) {
+			/* loopback: no record of the arrival */
+			peer->t_start = r->ts_ns;
+		}
+	}
+	if (f & F_FIN) {
+		if (me->fin_seen && seq + len == me->fin_seq) {
+			me->fin_tx++;
+			mark_retransmit(e, "FIN", me->fin_tx - 1,
+					r->ts_ns - me->last_fin_ts);
+		} else if (!me->fin_seen) {
+			me->fin_seen = true;
+			me->fin_seq = seq + len;
+			me->fin_ts = r->ts_ns;
+			me->fin_tx = 1;
+			if (st->closed_first < 0)
+				st->closed_first = s;
+			else if (st->closed_first == !s &&
+				 !((f & F_ACK) && ack == peer->fin_seq + 1))
+				st->closed_first = 2;	/* they crossed */
+		}
+		me->last_fin_ts = r->ts_ns;
+		/*
+		 * The peer's timewait socket moves to TIME_WAIT when the FIN
+		 * arrives: now, unless its arrival will be recorded (the peer
+		 * is in another namespace that is traced).
+		 */
+		if (peer->tw_pending && peer->tw_sub == TCP_FIN_WAIT2 &&
+		    (in || !peer->netns_known || peer->netns == me->netns))
+			enter_time_wait(st, !s, r->ts_ns, true);
+	}
+	if (f & F_RST) {
+		snprintf(e->note, sizeof(e->note), "RST sent by %s: %s",
+			 side_name(s), reset_reason(st, s, why, sizeof(why)));
+		if (!me->rst_seen) {
+			me->rst_seen = true;
+			me->rst_seq = seq;
+		}
+		if (st->reset_by < 0) {
+			if (s == STORY_SERVER && !st->side[0].t_est &&
+			    !st->side[1].t_est)
+				st->refused = true;
+			else
+				st->reset_by = s;
+		}
+	}
+	if (!(f & F_SYN) && me->isn_known &&
+	    (!me->end_known || sdiff(seq + len, me->max_end) > 0)) {
+		me->max_end = seq + len;
+		me->end_known = true;
+	}
+}
+
+/* ---- records to stories ------------------------------------------------ */
+
+/* The guess of who is the client was wrong: its SYN came from the other. */
+static void swap_sides(struct story *st)
+{
+	struct story_side tmp = st->side[0];
+	size_t i;
+
+	st->side[0] = st->side[1];
+	st->side[1] = tmp;
+	for (i = 0; i < st->nev; i++)
+		st->ev[i].side ^= 1;
+	if (st->closed_first == 0 || st->closed_first == 1)
+		st->closed_first ^= 1;
+	if (st->reset_by >= 0)
+		st->reset_by ^= 1;
+}
+
+static void pending_put(struct story_table *t, const struct tcptrace_record *r)
+{
+	struct pending *p = &t->pending[t->pending_next++ % PENDING_SLOTS];
+
+	p->sock_id = r->sock_id;
+	p->r = *r;
+}
+
+static void fill_owner(struct story_ann *ann, const struct story_side *sd)
+{
+	if (!ann || !sd->owner_known)
+		return;
+	ann->owner_known = true;
+	ann->owner_pid = sd->pid;
+	memcpy(ann->owner_comm, sd->comm, sizeof(ann->owner_comm));
+}
+
+static bool side_ended(const struct story_side *sd)
+{
+	return !sd->sock_known || sd->done;
+}
+
+static bool story_over(const struct story *st)
+{
+	return (st->side[0].sock_known || st->side[1].sock_known) &&
+	       side_ended(&st->side[0]) && side_ended(&st->side[1]);
+}
+
+/* The owner of a server end that has none: the process that listens. */
+static void owner_from_listener(struct story_table *t, struct story *st)
+{
+	struct story_side *sd = &st->side[STORY_SERVER];
+	struct listener *l;
+
+	if (sd->owner_known || !sd->netns_known)
+		return;
+	l = listener_slot(t, sd->netns, sd->port, false);
+	if (l && l->pid) {
+		sd->owner_known = true;
+		sd->pid = l->pid;
+		memcpy(sd->comm, l->comm, sizeof(sd->comm));
+	}
+}
+
+static void feed_socket(struct node *n, int s,
+			const struct tcptrace_record *r)
+{
+	struct story *st = &n->st;
+	struct story_side *sd = &st->side[s];
+	struct story_ev *e;
+	char buf[24];
+
+	set_netns(sd, r->netns);
+	if (r->pid)
+		set_owner(sd, r);
+	switch (r->type) {
+	case TCPTRACE_T_STATE:
+		apply_state(st, s, r);
+		break;
+	case TCPTRACE_T_TIMEWAIT:
+		apply_timewait(st, s, r);
+		break;
+	case TCPTRACE_T_TIMEWAIT_END:
+		apply_timewait_end(st, s, r);
+		break;
+	case TCPTRACE_T_RESET_SENT:
+		sd->sock_known = true;
+		sd->reset_pending = true;
+		sd->reset_state = r->state.old_state;
+		break;
+	case TCPTRACE_T_RESET_RECEIVED:
+		sd->sock_known = true;
+		/* a note only when the RST itself was not recorded */
+		if (!st->side[!s].rst_seen) {
+			e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
+			snprintf(e->note, sizeof(e->note),
+				 "%s: reset received in %s", side_name(s),
+				 tcp_state_name(r->state.old_state, buf,
+						sizeof(buf)));
+		}
+		if (r->state.old_state == TCP_SYN_SENT && s == STORY_CLIENT &&
+		    st->reset_by < 0)
+			st->refused = true;
+		break;
+	case TCPTRACE_T_SYNACK_RETRANSMIT:
+		if (r->synack.num_retrans > st->synack_retransmits)
+			st->synack_retransmits = r->synack.num_retrans;
+		sd->isn = r->synack.snt_isn;
+		sd->isn_known = true;
+		st->side[!s].isn = r->synack.rcv_isn;
+		st->side[!s].isn_known = true;
+		break;
+	case TCPTRACE_T_LISTEN_OVERFLOW:
+		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
+		if (r->listen.reason == TCPTRACE_OVF_SYN_SYNQ)
+			snprintf(e->note, sizeof(e->note),
+				 "server: SYN queue full (%u): SYN dropped",
+				 r->listen.syn_queue);
+		else
+			snprintf(e->note, sizeof(e->note),
+				 "server: accept queue full (%u, backlog %u): %s dropped",
+				 r->listen.accept_queue, r->listen.backlog,
+				 r->listen.reason == TCPTRACE_OVF_ACK_ACCEPTQ ?
+				 "third ACK" : "SYN");
+		break;
+	case TCPTRACE_T_DESTROY:
+	case TCPTRACE_T_RETRANSMIT:
+	default:
+		sd->sock_known = true;
+		break;
+	}
+}
+
+/* The records of this socket that waited for its 4-tuple. */
+static void feed_pending(struct story_table *t, struct node *n, int s,
+			 uint64_t sock_id)
+{
+	struct pending *p;
+	unsigned int i, k;
+
+	if (!sock_id)
+		return;
+	for (i = 0; i < PENDING_SLOTS; i++) {
+		/* oldest first */
+		k = (t->pending_next + i) % PENDING_SLOTS;
+		p = &t->pending[k];
+		if (p->sock_id != sock_id)
+			continue;
+		p->sock_id = 0;
+		feed_socket(n, s, &p->r);
+	}
+}
+
+static void note_lost(struct story_table *t, const struct tcptrace_record *r)
+{
+	struct story_ev *e;
+	struct node *n;
+
+	for (n = t->oldest; n; n = n->next) {
+		n->st.lost_records += r->lost.count;
+		e = add_ev(&n->st, EV_LOST, 0, r->ts_ns);
+		snprintf(e->note, sizeof(e->note),
+			 "%llu records lost (cpu %u): this story may miss events",
+			 (unsigned long long)r->lost.count, r->cpu);
+	}
+}
+
+int story_feed(struct story_table *t, const struct tcptrace_record *r,
+	       struct story_ann *ann)
+{
+	const uint8_t *l_addr = r->saddr, *r_addr = r->daddr;
+	uint16_t l_port = r->sport, r_port = r->dport;
+	bool pkt = r->type == TCPTRACE_T_PACKET;
+	struct listener *lst;
+	struct node **pp, *n;
+	struct key k;
+	int s, ls;
+
+	if (ann)
+		memset(ann, 0, sizeof(*ann));
+	if (r->type == TCPTRACE_T_LOST) {
+		note_lost(t, r);
+		return t->err;
+	}
+	if (r->family != AF_INET && r->family != AF_INET6)
+		return t->err;
+	if (pkt && r->dir == TCPTRACE_DIR_IN) {
+		l_addr = r->daddr;
+		l_port = r->dport;
+		r_addr = r->saddr;
+		r_port = r->sport;
+	}
+	/* listeners, and sockets that do not have their 4-tuple yet */
+	if (!pkt && (!l_port || !r_port)) {
+		if (r->type == TCPTRACE_T_STATE &&
+		    r->state.new_state == TCP_LISTEN && r->pid) {
+			lst = listener_slot(t, r->netns, l_port, true);
+			lst->pid = r->pid;
+			memcpy(lst->comm, r->comm, sizeof(lst->comm));
+		} else if (r->type == TCPTRACE_T_STATE && r->sock_id &&
+			   r->state.new_state != TCP_LISTEN &&
+			   !(r->state.old_state == TCP_LISTEN &&
+			     r->state.new_state == TCP_CLOSE)) {
+			pending_put(t, r);
+		}
+		if (ann && r->pid) {
+			ann->owner_known = true;
+			ann->owner_pid = r->pid;
+			memcpy(ann->owner_comm, r->comm,
+			       sizeof(ann->owner_comm));
+		} else if (ann) {
+			/* e.g. the child of a listener, before its 4-tuple */
+			lst = listener_slot(t, r->netns, l_port, false);
+			if (lst && lst->pid) {
+				ann->owner_known = true;
+				ann->owner_pid = lst->pid;
+				memcpy(ann->owner_comm, lst->comm,
+				       sizeof(ann->owner_comm));
+			}
+		}
+		return t->err;
+	}
+
+	make_key(&k, r->family, l_addr, l_port, r_addr, r_port);
+	pp = find_slot(t, &k);
+	n = *pp;
+
+	if (pkt && (r->packet.flags & (F_SYN | F_ACK)) == F_SYN) {
+		/* a SYN: the sender's ISN again, the peer's crossing SYN,
+		 * or a new connection on this 4-tuple */
+		if (n) {
+			s = side_of(&n->st, r->saddr, r->sport);
+			/* the story began with a state record: its SYN */
+			if (s >= 0 && !n->st.roles_known &&
+			    !n->st.side[s].syn_tx && !story_over(&n->st)) {
+				if (s == STORY_SERVER)
+					swap_sides(&n->st);
+				n->st.roles_known = true;
+				n->st.start_ns = r->ts_ns;
+				s = STORY_CLIENT;
+			}
+			if (!((s >= 0 && n->st.side[s].isn_known &&
+			       n->st.side[s].isn == r->packet.seq) ||
+			      (s >= 0 && !n->st.side[s].syn_tx &&
+			       !n->st.side[s].isn_known &&
+			       !story_over(&n->st)))) {
+				n->st.ended = story_over(&n->st);
+				finish(t, n, r->ts_ns);
+				n = NULL;
+			}
+		}
+		if (!n)
+			n = new_story(t, &k, r, r->saddr, r->sport, r->daddr,
+				      r->dport, true);
+	} else if (!n) {
+		/* no story: start one, unless the record is an epilogue */
+		if (r->type == TCPTRACE_T_TIMEWAIT_END ||
+		    r->type == TCPTRACE_T_DESTROY ||
+		    r->type == TCPTRACE_T_LISTEN_OVERFLOW)
+			return t->err;
+		if (pkt && (r->packet.flags & (F_SYN | F_ACK)) ==
+			   (F_SYN | F_ACK))
+			n = new_story(t, &k, r, r->daddr, r->dport, r->saddr,
+				      r->sport, false);
+		else if (l_port < r_port)
+			n = new_story(t, &k, r, r_addr, r_port, l_addr, l_port,
+				      false);
+		else
+			n = new_story(t, &k, r, l_addr, l_port, r_addr, r_port,
+				      false);
+	}
+	if (!n)
+		return t->err;
+
+	ls = side_of(&n->st, l_addr, l_port);
+	if (ls < 0)
+		return t->err;
+	set_netns(&n->st.side[ls], r->netns);
+	feed_pending(t, n, ls, r->sock_id);
+	if (pkt) {
+		s = side_of(&n->st, r->saddr, r->sport);
+		if (r->pid && r->dir == TCPTRACE_DIR_OUT)
+			set_owner(&n->st.side[s], r);
+		apply_packet(&n->st, s, r, ann);
+	} else {
+		feed_socket(n, ls, r);
+	}
+	owner_from_listener(t, &n->st);
+	fill_owner(ann, &n->st.side[ls]);
+	if (story_over(&n->st)) {
+		n->st.ended = true;
+		finish(t, n, r->ts_ns);
+	}
+	return t->err;
+}
+
+const char *story_outcome(const struct story *st)
+{
+	if (st->refused)
+		return "refused";
+	if (st->reset_by == STORY_CLIENT)
+		return "reset by client";
+	if (st->reset_by == STORY_SERVER)
+		return "reset by server";
+	/* both FINs: closed, even if a timewait socket still lingers */
+	if (st->side[0].fin_seen && st->side[1].fin_seen)
+		return "closed";
+	if (st->handshake_left)
+		return st->left_by_app ? "aborted" : "timed out";
+	return st->ended ? "aborted" : "open";
+}

@@ -1,0 +1,470 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of the connection views: ladder, watch --summary, protocol
+checks, process attribution, and reading back JSON Lines (-r).
+
+Run from test_tcptracectl.py: run(base, tmp) gets that module for its
+record packing and check().
+"""
+import json
+import os
+import subprocess
+
+B = None  # the base module
+NSC, NSS = 4026532196, 4026532249
+CLI = ("10.7.0.1", 38028)
+SRV = ("10.7.0.2", 8080)
+ISN_C, ISN_S = 4123646274, 1842616573
+
+
+def us(n):
+    return 5_000_000_000 + n * 1000
+
+
+def connection(t=0, cli=CLI, srv=SRV, isn_c=ISN_C, isn_s=ISN_S, sent_c=14,
+               sent_s=22, cpid=142, spid=130, netns=(NSC, NSS)):
+    """A connection as the module records it between two namespaces: the
+    client sends sent_c bytes, the server sent_s, the client closes first;
+    times in microseconds from t.  Returns the raw records."""
+    b = B
+    nc, ns = netns
+    C = dict(pid=cpid, comm=b"python3")
+    S = dict(pid=spid, comm=b"python3")
+    cid, sid = 11, 22
+    fc, fs = isn_c + 1 + sent_c, isn_s + 1 + sent_s
+    r = []
+
+    def both(tt, src, dst, fl, seq, ack, sender_ns, recv_ns, **kw):
+        r.append(b.pkt(us(tt), src, dst, b.DIR_OUT, fl, seq, ack,
+                       netns=sender_ns, **kw))
+        r.append(b.pkt(us(tt + 5), src, dst, b.DIR_IN, fl, seq, ack,
+                       netns=recv_ns))
+
+    r.append(b.st(b.T_STATE, us(t), (cli[0], 0), srv, old=b.CLOSE,
+                  new=b.SYN_SENT, netns=nc, sock_id=cid, **C))
+    both(t + 10, cli, srv, b.SYN, isn_c, 0, nc, ns, sock_id=cid, **C)
+    both(t + 100, srv, cli, b.SYN | b.ACK, isn_s, isn_c + 1, ns, nc)
+    r.append(b.st(b.T_STATE, us(t + 120), cli, srv, old=b.SYN_SENT,
+                  new=b.ESTABLISHED, netns=nc, sock_id=cid, **C))
+    both(t + 130, cli, srv, b.ACK, isn_c + 1, isn_s + 1, nc, ns,
+         sock_id=cid, **C)
+    r.append(b.st(b.T_STATE, us(t + 140), (srv[0], srv[1]), ("0.0.0.0", 0),
+                  old=TCP_LISTEN, new=b.SYN_RECV, netns=ns, sock_id=sid))
+    r.append(b.st(b.T_STATE, us(t + 150), srv, cli, old=b.SYN_RECV,
+                  new=b.ESTABLISHED, netns=ns, sock_id=sid))
+    r.append(b.st(b.T_STATE, us(t + 1000), cli, srv, old=b.ESTABLISHED,
+                  new=b.FIN_WAIT1, netns=nc, sock_id=cid, **C))
+    both(t + 1010, cli, srv, b.FIN | b.ACK, fc, isn_s + 1 + sent_s, nc, ns,
+         sock_id=cid, **C)
+    r.append(b.st(b.T_STATE, us(t + 1020), srv, cli, old=b.ESTABLISHED,
+                  new=b.CLOSE_WAIT, netns=ns, sock_id=sid))
+    both(t + 1100, srv, cli, b.ACK, fs, fc + 1, ns, nc, sock_id=sid)
+    r.append(b.st(b.T_STATE, us(t + 1110), cli, srv, old=b.FIN_WAIT1,
+                  new=b.FIN_WAIT2, netns=nc, sock_id=cid))
+    r.append(b.st(b.T_TIMEWAIT, us(t + 1111), cli, srv, old=b.FIN_WAIT2,
+                  new=b.FIN_WAIT2, timeo_ms=60000, netns=nc, sock_id=cid))
+    r.append(b.st(b.T_STATE, us(t + 1112), cli, srv, old=b.FIN_WAIT2,
+                  new=b.CLOSE, netns=nc, sock_id=cid))
+    r.append(b.st(b.T_DESTROY, us(t + 1113), cli, srv, old=b.CLOSE,
+                  netns=nc, sock_id=cid))
+    r.append(b.st(b.T_STATE, us(t + 2000), srv, cli, old=b.CLOSE_WAIT,
+                  new=b.LAST_ACK, netns=ns, sock_id=sid, **S))
+    both(t + 2010, srv, cli, b.FIN | b.ACK, fs, fc + 1, ns, nc,
+         sock_id=sid, **S)
+    both(t + 2100, cli, srv, b.ACK, fc + 1, fs + 1, nc, ns)
+    r.append(b.st(b.T_STATE, us(t + 2110), srv, cli, old=b.LAST_ACK,
+                  new=b.CLOSE, netns=ns, sock_id=sid, **S))
+    r.append(b.st(b.T_TIMEWAIT_END, us(t + 60_002_015), cli, srv,
+                  old=b.TIME_WAIT, new=b.TIME_WAIT, flags=1, netns=nc,
+                  sock_id=33))
+    return r
+
+
+TCP_LISTEN = 10  # the base module uses LISTEN for a struct
+
+
+def listen_record(t=0, port=8080, pid=130):
+    return B.st(B.T_STATE, us(t), (SRV[0], port), ("0.0.0.0", 0),
+                old=B.CLOSE, new=TCP_LISTEN, netns=NSS, sock_id=44, pid=pid,
+                comm=b"python3")
+
+
+GOLDEN = """\
+      TIME  CLIENT       |                                                |  SERVER
+  0.000000  SYN_SENT     |--- SYN seq=0 --------------------------------->|
+  0.000090  ESTABLISHED  |<-- SYN-ACK seq=0 ack=1 ------------------------|  (SYN_RECV)
+  0.000120               |--- ACK seq=1 ack=1 --------------------------->|  ESTABLISHED
+  0.001000  FIN_WAIT1    |--- FIN-ACK seq=15 ack=23 --------------------->|  CLOSE_WAIT
+  0.001090  FIN_WAIT2    |<-- ACK seq=23 ack=16 --------------------------|
+  0.001101               |  client: now a timewait socket (60 s at most)  |
+  0.002000  (TIME_WAIT)  |<-- FIN-ACK seq=23 ack=16 ----------------------|  LAST_ACK
+  0.002090               |--- ACK seq=16 ack=24 ------------------------->|  CLOSED
+ 60.002005  CLOSED       |                                                |
+                         |   ^ TIME_WAIT ended after 60.00 s              |
+  outcome closed, closed first by client; 60.002005 s from its first record to its last
+  client 10.7.0.1:38028 net:[4026532196] pid 142 (python3)
+    handshake 0.120 ms, FIN_WAIT2 0.905 ms, CLOSE_WAIT -, TIME_WAIT 60000.000 ms, sent 14 bytes
+  server 10.7.0.2:8080 net:[4026532249] pid 130 (python3)
+    handshake 0.135 ms, FIN_WAIT2 -, CLOSE_WAIT 0.980 ms, TIME_WAIT -, sent 22 bytes
+  retransmitted SYN 0, SYN-ACK 0; violations: none
+"""
+
+
+def tool(args, data=None):
+    p = B.run(args, data=data)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def summaries(path, *extra):
+    rc, out, err = tool(["watch", "--summary", "--json", "-i", path] +
+                        list(extra))
+    return rc, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_ladder_golden(tmp):
+    path = B.write_input(tmp, "conn.bin",
+                         listen_record() + b"".join(connection()))
+    rc, out, err = tool(["ladder", "-i", path, "--no-color", "-w", "90"])
+    lines, want = out.splitlines(), GOLDEN.splitlines()
+    bad = [(g, w) for g, w in zip(lines, want) if g != w]
+    B.check("ladder: exit 0, nothing on stderr", rc == 0 and not err, err)
+    B.check("ladder: golden output, line count", len(lines) == len(want),
+            "%d != %d\n%s" % (len(lines), len(want), out))
+    B.check("ladder: golden output, lines exact", not bad,
+            "\n  got:  %r\n  want: %r" % bad[0] if bad else "")
+    # absolute numbers with -a
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color", "-a"])
+    B.check("ladder -a: absolute seq/ack",
+            "SYN-ACK seq=%d ack=%d" % (ISN_S, ISN_C + 1) in out and
+            "SYN seq=%d " % ISN_C in out, out)
+    # colour only when asked (not a terminal here)
+    rc, out, _ = tool(["ladder", "-i", path, "--color"])
+    B.check("ladder --color: escapes", "\033[" in out)
+    rc, out, _ = tool(["ladder", "-i", path])
+    B.check("ladder: no colour when piped", "\033[" not in out)
+    # the width follows -w: every arrow row is as wide
+    for w in (70, 140):
+        rc, out, _ = tool(["ladder", "-i", path, "--no-color", "-w",
+                           str(w)])
+        rows = [ln[:ln.rindex("|") + 1] for ln in out.splitlines()
+                if "--" in ln]
+        B.check("ladder -w %d: arrows fill the width" % w,
+                len(rows) == 7 and all(len(ln) == w - 15 for ln in rows),
+                repr([len(ln) for ln in rows]))
+    # the same from the JSON Lines of watch --json
+    rc, js, _ = tool(["watch", "--json", "-i", path])
+    jpath = os.path.join(tmp, "conn.jsonl")
+    with open(jpath, "w") as f:
+        f.write(js)
+    rc, out, err = tool(["ladder", "-r", jpath, "--no-color", "-w", "90"])
+    B.check("ladder -r JSONL: same diagram", rc == 0 and out == GOLDEN,
+            err + out)
+    rc, out2, err = tool(["watch", "--json", "-r", jpath])
+    B.check("watch -r: JSON Lines read back to the same records",
+            rc == 0 and out2 == js, err)
+    rc, out, err = tool(["ladder", "-r", "-", "--no-color", "-w", "90"],
+                        data=js.encode())
+    B.check("ladder -r -: stdin", rc == 0 and out == GOLDEN, err)
+
+
+def test_summary(tmp):
+    path = B.write_input(tmp, "sum.bin",
+                         listen_record() + b"".join(connection()))
+    rc, objs, err = summaries(path)
+    want = {
+        "type": "summary", "family": 4,
+        "client": {"addr": "10.7.0.1", "port": 38028, "netns": NSC,
+                   "pid": 142, "comm": "python3"},
+        "server": {"addr": "10.7.0.2", "port": 8080, "netns": NSS,
+                   "pid": 130, "comm": "python3"},
+        "start_ns": us(10), "end_ns": us(60_002_015),
+        "handshake_ns": {"client": 120_000, "server": 135_000},
+        "syn_retransmits": 0, "synack_retransmits": 0,
+        "closed_first": "client",
+        "fin_wait2_ns": {"client": 905_000, "server": None},
+        "close_wait_ns": {"client": None, "server": 980_000},
+        "time_wait_ns": {"client": 60_000_000_000, "server": None},
+        "outcome": "closed",
+        "bytes": {"client_to_server": 14, "server_to_client": 22},
+        "violations": [], "lost_records": 0, "complete": True,
+    }
+    B.check("summary: one, exit 0", rc == 0 and len(objs) == 1, err)
+    B.check("summary: every value exact", objs and objs[0] == want,
+            B.diff_objs(objs[:1], [want]))
+    # text form
+    rc, out, _ = tool(["watch", "--summary", "-i", path])
+    B.check("summary text: outcome and bytes",
+            out.startswith("  outcome closed, closed first by client;") and
+            "sent 14 bytes" in out and "sent 22 bytes" in out, out)
+    # filters pick connections by either end
+    for args, n in ((["-p", "8080"], 1), (["-p", "9"], 0),
+                    (["-n", str(NSS)], 1), (["-n", "1"], 0), (["-6"], 0)):
+        rc, objs, _ = summaries(path, *args)
+        B.check("summary filter %s: %d" % (" ".join(args), n),
+                rc == 0 and len(objs) == n)
+    # still open at the end of the input: printed, outcome open
+    recs = connection()[:9]
+    p2 = B.write_input(tmp, "open.bin", b"".join(recs))
+    rc, objs, _ = summaries(p2)
+    B.check("summary: open connection at end of input",
+            len(objs) == 1 and objs[0]["outcome"] == "open" and
+            objs[0]["closed_first"] is None, repr(objs))
+
+
+def refused(t, port):
+    b = B
+    cli, srv = ("10.7.0.1", 42390), ("10.7.0.2", port)
+    return [
+        b.st(b.T_STATE, us(t), ("10.7.0.1", 0), srv, old=b.CLOSE,
+             new=b.SYN_SENT, netns=NSC, sock_id=5, pid=147,
+             comm=b"python3"),
+        b.pkt(us(t + 10), cli, srv, b.DIR_OUT, b.SYN, 100, 0, netns=NSC,
+              sock_id=5, pid=147, comm=b"python3"),
+        b.pkt(us(t + 15), cli, srv, b.DIR_IN, b.SYN, 100, 0, netns=NSS),
+        b.pkt(us(t + 20), srv, cli, b.DIR_OUT, b.RST | b.ACK, 0, 101,
+              netns=NSS),
+        b.pkt(us(t + 25), srv, cli, b.DIR_IN, b.RST | b.ACK, 0, 101,
+              netns=NSC),
+        b.st(b.T_RESET_RECEIVED, us(t + 30), cli, srv, old=b.SYN_SENT,
+             netns=NSC, sock_id=5),
+        b.st(b.T_STATE, us(t + 31), cli, srv, old=b.SYN_SENT, new=b.CLOSE,
+             netns=NSC, sock_id=5),
+    ]
+
+
+def test_outcomes(tmp):
+    b = B
+    path = b.write_input(tmp, "refused.bin", b"".join(refused(0, 9)))
+    rc, objs, _ = summaries(path)
+    B.check("outcome: refused", len(objs) == 1 and
+            objs[0]["outcome"] == "refused" and
+            objs[0]["client"]["pid"] == 147 and
+            objs[0]["server"]["pid"] is None, repr(objs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    B.check("ladder: RST reason for a closed port",
+            "^ RST sent by server: no listener on the port" in out and
+            "CLOSED       |<-- RST-ACK seq=0 ack=1" in out, out)
+    # an abortive close by the client after the handshake
+    recs = connection(sent_c=0, sent_s=0)[:10]
+    recs.append(b.st(b.T_RESET_SENT, us(900), CLI, SRV, old=b.ESTABLISHED,
+                     netns=NSC, sock_id=11, pid=142, comm=b"python3"))
+    recs.append(b.pkt(us(901), CLI, SRV, b.DIR_OUT, b.RST | b.ACK,
+                      ISN_C + 1, ISN_S + 1, netns=NSC))
+    recs.append(b.st(b.T_STATE, us(902), CLI, SRV, old=b.ESTABLISHED,
+                     new=b.CLOSE, netns=NSC, sock_id=11, pid=142,
+                     comm=b"python3"))
+    recs.append(b.st(b.T_STATE, us(910), SRV, CLI, old=b.ESTABLISHED,
+                     new=b.CLOSE, netns=NSS, sock_id=22))
+    path = b.write_input(tmp, "reset.bin", b"".join(recs))
+    rc, objs, _ = summaries(path)
+    B.check("outcome: reset by client", len(objs) == 1 and
+            objs[0]["outcome"] == "reset by client" and
+            objs[0]["bytes"]["client_to_server"] == 0, repr(objs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    B.check("ladder: RST by a socket names its state",
+            "^ RST sent by client: by its socket in ESTABLISHED" in out, out)
+    # SYN retransmitted by a timer, then the connect() times out
+    cli = ("10.7.0.1", 43000)
+    srv = ("10.7.0.2", 8083)
+    recs = [
+        b.pkt(us(0), cli, srv, b.DIR_OUT, b.SYN, 500, 0, netns=NSC, pid=9,
+              comm=b"cli"),
+        b.pkt(us(1_000_000), cli, srv, b.DIR_OUT, b.SYN, 500, 0,
+              netns=NSC),
+        b.pkt(us(3_000_000), cli, srv, b.DIR_OUT, b.SYN, 500, 0,
+              netns=NSC),
+        b.st(b.T_STATE, us(7_000_000), cli, srv, old=b.SYN_SENT,
+             new=b.CLOSE, netns=NSC),
+    ]
+    path = b.write_input(tmp, "timeout.bin", b"".join(recs))
+    rc, objs, _ = summaries(path)
+    B.check("outcome: timed out, 2 SYN retransmissions",
+            len(objs) == 1 and objs[0]["outcome"] == "timed out" and
+            objs[0]["syn_retransmits"] == 2, repr(objs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    B.check("ladder: SYN retransmit marks",
+            "^ SYN retransmit #1 after 1.00 s" in out and
+            "^ SYN retransmit #2 after 2.00 s" in out, out)
+    # the same closed by the application: aborted
+    recs[-1] = b.st(b.T_STATE, us(7_000_000), cli, srv, old=b.SYN_SENT,
+                    new=b.CLOSE, netns=NSC, pid=9, comm=b"cli")
+    path = b.write_input(tmp, "abort.bin", b"".join(recs))
+    rc, objs, _ = summaries(path)
+    B.check("outcome: aborted by close()", len(objs) == 1 and
+            objs[0]["outcome"] == "aborted", repr(objs))
+
+
+def with_violation(kind):
+    """The scripted connection with one segment broken."""
+    b = B
+    recs = connection()
+    fc = ISN_C + 1 + 14
+    fs = ISN_S + 1 + 22
+    if kind == "synack_ack_not_isn_plus_1":
+        recs[3] = b.pkt(us(100), SRV, CLI, b.DIR_OUT, b.SYN | b.ACK, ISN_S,
+                        ISN_C + 2, netns=NSS)
+        recs[4] = b.pkt(us(105), SRV, CLI, b.DIR_IN, b.SYN | b.ACK, ISN_S,
+                        ISN_C + 2, netns=NSC)
+        return recs, [3, 4]
+    # the server's ACK of the client's FIN (records 14, 15)
+    if kind == "fin_ack_not_seq_plus_1":
+        recs[14] = b.pkt(us(1100), SRV, CLI, b.DIR_OUT, b.ACK, fs, fc + 2,
+                         netns=NSS, sock_id=22)
+        recs[15] = b.pkt(us(1105), SRV, CLI, b.DIR_IN, b.ACK, fs, fc + 2,
+                         netns=NSC)
+        return recs, [14, 15]
+    # the client's last ACK (records 23, 24)
+    if kind == "final_ack_seq_not_fin_plus_1":
+        recs[23] = b.pkt(us(2100), CLI, SRV, b.DIR_OUT, b.ACK, fc + 3,
+                         fs + 1, netns=NSC)
+        recs[24] = b.pkt(us(2105), CLI, SRV, b.DIR_IN, b.ACK, fc + 3,
+                         fs + 1, netns=NSS)
+        return recs, [23, 24]
+    # the handshake's ACK with a seq before the client's ISN + 1
+    recs[6] = b.pkt(us(130), CLI, SRV, b.DIR_OUT, b.ACK, ISN_C - 10,
+                    ISN_S + 1, netns=NSC, sock_id=11, pid=142,
+                    comm=b"python3")
+    recs[7] = b.pkt(us(135), CLI, SRV, b.DIR_IN, b.ACK, ISN_C - 10,
+                    ISN_S + 1, netns=NSS)
+    return recs, [6, 7]
+
+
+def test_violations(tmp):
+    # normal traffic: no flag anywhere
+    path = B.write_input(tmp, "ok.bin", b"".join(connection()))
+    rc, out, _ = tool(["watch", "--json", "-i", path])
+    B.check("violations: none in normal traffic", rc == 0 and
+            out.count("\n") == 27 and '"violation"' not in out)
+    for kind in ("synack_ack_not_isn_plus_1", "fin_ack_not_seq_plus_1",
+                 "final_ack_seq_not_fin_plus_1", "seq_unexpected"):
+        recs, bad = with_violation(kind)
+        path = B.write_input(tmp, kind + ".bin", b"".join(recs))
+        rc, out, _ = tool(["watch", "--json", "-i", path])
+        got = [i for i, line in enumerate(out.splitlines())
+               if json.loads(line).get("violation") == kind]
+        others = [line for line in out.splitlines()
+                  if '"violation"' in line and
+                  json.loads(line)["violation"] != kind]
+        B.check("violation %s: flagged on exactly its segment" % kind,
+                got == bad and not others, "%r %r" % (got, others))
+        rc, objs, _ = summaries(path)
+        B.check("violation %s: in the summary" % kind,
+                len(objs) == 1 and objs[0]["violations"] == [kind],
+                repr(objs))
+        rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+        B.check("violation %s: marked on the ladder's arrow" % kind,
+                "!! violation: %s" % kind in out and
+                "violations: %s" % kind in out, out)
+        rc, out, _ = tool(["watch", "-i", path])
+        B.check("violation %s: in watch's text" % kind,
+                out.count(" VIOLATION %s" % kind) == len(bad), out)
+
+
+def test_owner(tmp):
+    path = B.write_input(tmp, "own.bin",
+                         listen_record(pid=130) + b"".join(connection()))
+    rc, out, _ = tool(["watch", "--json", "-i", path])
+    objs = [json.loads(line) for line in out.splitlines()]
+    wrong = []
+    for o in objs[1:]:
+        local_ns = o["netns"]
+        want = 142 if local_ns == NSC else 130
+        if o.get("owner_pid") != want or o.get("owner_comm") != "python3":
+            wrong.append(o)
+    B.check("owner: every record names its end's process", not wrong,
+            repr(wrong[:2]))
+    B.check("owner: softirq records keep pid 0",
+            sum(1 for o in objs if o["pid"] == 0) == 18)
+    # without the listen() record the server's softirq records before its
+    # close() have no owner
+    rc, out, _ = tool(["watch", "--json", "-i",
+                       B.write_input(tmp, "own2.bin",
+                                     b"".join(connection()))])
+    objs = [json.loads(line) for line in out.splitlines()]
+    first_srv = next(o for o in objs if o["netns"] == NSS)
+    B.check("owner: unknown until the process shows itself",
+            "owner_pid" not in first_srv, repr(first_srv))
+
+
+def test_lost(tmp):
+    b = B
+    recs = connection()
+    recs.insert(12, b.record(b.T_LOST, b.LOST.pack(3), us(1001), cpu=1))
+    path = b.write_input(tmp, "lost.bin", b"".join(recs))
+    rc, objs, _ = summaries(path)
+    B.check("lost: counted in the summary", len(objs) == 1 and
+            objs[0]["lost_records"] == 3 and not objs[0]["complete"],
+            repr(objs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    B.check("lost: a ~~ row on the ladder",
+            "~~ 3 records lost (cpu 1): this story may miss events" in out
+            and "incomplete: 3 records were lost" in out, out)
+
+
+def test_errors(tmp):
+    path = B.write_input(tmp, "e.bin", b"".join(connection()))
+    cases = [
+        (["ladder", "-r", os.path.join(tmp, "nope")], 1,
+         "tcptracectl: cannot open %s: No such file or directory\n" %
+         os.path.join(tmp, "nope")),
+        (["ladder", "-r", path, "-i", path], 2,
+         "tcptracectl: ladder: give one of --read and --input, once\n"),
+        (["ladder", "-w", "10"], 2, None),
+        (["ladder", "extra"], 2,
+         "tcptracectl: ladder: unexpected argument 'extra'\n"),
+        (["ladder", "--bogus"], 2, None),
+        (["watch", "-r", path, "-i", path], 2,
+         "tcptracectl: watch: give one of --input and --read, once\n"),
+    ]
+    for args, code, msg in cases:
+        rc, out, err = tool(args)
+        B.check("error %s: exit %d" % (" ".join(args[:2]), code),
+                rc == code and not out and err.startswith("tcptracectl: ")
+                and (msg is None or err == msg), repr(err))
+    bad = os.path.join(tmp, "bad.jsonl")
+    with open(bad, "w") as f:
+        f.write('{"type":"summary"}\n\n{"ts_ns":1,"type":"packet"}\n')
+    rc, out, err = tool(["ladder", "-r", bad])
+    B.check("bad JSON line: its line number and what is wrong",
+            rc == 1 and err == "tcptracectl: %s:3: missing key \"netns\"\n"
+            % bad, repr(err))
+    with open(bad, "w") as f:
+        f.write('not json\n')
+    rc, out, err = tool(["watch", "-r", bad])
+    B.check("not JSON: said so", rc == 1 and
+            err.startswith("tcptracectl: %s:1: not JSON: " % bad), err)
+    rc, out, err = tool(["ladder", "--help"])
+    B.check("ladder --help", rc == 0 and "EXAMPLES" in out and
+            "--read FILE" in out and "--flush" in out and "--no-color" in out
+            and "synack_ack_not_isn_plus_1" in out and not err)
+    rc, out, err = tool(["watch", "--help"])
+    B.check("watch --help: --summary, --read, owner, violation",
+            "--summary" in out and "--read FILE" in out and "owner_pid" in
+            out and "violation" in out)
+
+
+def test_flush_order(tmp):
+    # two connections, the second ends first: drawn when they end, or in
+    # the order they ended with --flush (after all input)
+    a = connection(t=0)
+    c2 = ("10.7.0.1", 38100)
+    b2 = connection(t=100, cli=c2, isn_c=77, isn_s=88)[:-1]  # no TW end
+    recs = sorted(a + b2, key=lambda r: int.from_bytes(r[16:24], "little"))
+    path = B.write_input(tmp, "two.bin", b"".join(recs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    firsts = [ln for ln in out.splitlines() if ln.startswith("  client ")]
+    B.check("ladder: each connection once, in the order they ended",
+            len(firsts) == 2 and ":38028 " in firsts[0] and
+            ":38100 " in firsts[1], repr(firsts))
+
+
+def run(base, tmp):
+    global B
+    B = base
+    test_ladder_golden(tmp)
+    test_summary(tmp)
+    test_outcomes(tmp)
+    test_violations(tmp)
+    test_owner(tmp)
+    test_lost(tmp)
+    test_errors(tmp)
+    test_flush_order(tmp)

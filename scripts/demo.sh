@@ -161,8 +161,9 @@ try:
 except ConnectionResetError as e:
     print("-- the client:", e)
 ' < <(sleep 1; ip netns exec demo_srv cat /proc/net/tcptrace_listeners >"$out"
-      # 1 + 2 + 4 s until the request is dropped
-      sleep 7; ip netns exec demo_cli nft delete table inet demo; echo go) >"$out.cli"
+      # 1 + 2 + 4 s from the SYN-ACK until the request is dropped, and
+      # python starts slowly under emulation
+      sleep 9; ip netns exec demo_cli nft delete table inet demo; echo go) >"$out.cli"
 stop_watch
 echo "-- /proc/net/tcptrace_listeners of the server netns while the ACK is lost:"
 sed 's/^/   /' "$out"

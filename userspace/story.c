@@ -498,16 +498,29 @@ static int32_t sdiff(uint32_t a, uint32_t b)
 	return (int32_t)(a - b);
 }
 
+/* Why a socket sent a RST, from its state when it did. */
+static void socket_reset_reason(uint8_t state, bool by_app, char *buf,
+				size_t size)
+{
+	char sbuf[24];
+
+	if (state == TCP_CLOSE && by_app)
+		snprintf(buf, size,
+			 "its socket was closed by the application (abort)");
+	else
+		snprintf(buf, size, "by its socket in %s",
+			 tcp_state_name(state, sbuf, sizeof(sbuf)));
+}
+
 static const char *reset_reason(struct story *st, int s, char *buf,
 				size_t size)
 {
 	struct story_side *sd = &st->side[s];
-	char sbuf[24];
 
 	if (sd->reset_pending) {
 		sd->reset_pending = false;
-		snprintf(buf, size, "by its socket in %s",
-			 tcp_state_name(sd->reset_state, sbuf, sizeof(sbuf)));
+		socket_reset_reason(sd->reset_state, sd->reset_by_app, buf,
+				    size);
 	} else if (s == STORY_SERVER && !st->synack_sent) {
 		snprintf(buf, size, "no listener on the port");
 	} else if (s == STORY_SERVER && !st->side[s].t_est) {
@@ -710,6 +723,39 @@ static void apply_packet(struct story *st, int s,
 	}
 }
 
+/*
+ * A socket's RST may be recorded leaving before the socket's reset_sent
+ * record: then the reason on the arrow is corrected.  True when the RST
+ * was found.
+ */
+static bool reset_after_rst(struct story *st, int s,
+			    const struct tcptrace_record *r)
+{
+	struct story_ev *e;
+	struct story_seg *g;
+	unsigned int i;
+	char why[64];
+
+	for (i = 1; i <= STORY_RECENT; i++) {
+		g = &st->recent[(st->recent_next - i) % STORY_RECENT];
+		if (g->ev == -2)
+			return false;
+		if (g->side != s || !(g->flags & F_RST))
+			continue;
+		if (g->ev < 0)
+			return true;
+		e = &st->ev[g->ev];
+		if (r->ts_ns - e->ts > 100000000)	/* 100 ms */
+			return false;
+		socket_reset_reason(r->state.old_state, r->pid != 0, why,
+				    sizeof(why));
+		snprintf(e->note, sizeof(e->note), "RST sent by %s: %s",
+			 side_name(s), why);
+		return true;
+	}
+	return false;
+}
+
 /* ---- records to stories ------------------------------------------------ */
 
 /* The guess of who is the client was wrong: its SYN came from the other. */
@@ -795,8 +841,11 @@ static void feed_socket(struct node *n, int s,
 		break;
 	case TCPTRACE_T_RESET_SENT:
 		sd->sock_known = true;
-		sd->reset_pending = true;
-		sd->reset_state = r->state.old_state;
+		if (!reset_after_rst(st, s, r)) {
+			sd->reset_pending = true;
+			sd->reset_state = r->state.old_state;
+			sd->reset_by_app = r->pid != 0;
+		}
 		break;
 	case TCPTRACE_T_RESET_RECEIVED:
 		sd->sock_known = true;

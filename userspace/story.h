@@ -74,6 +74,7 @@ struct story_side {
 	uint64_t last_syn_ts, last_fin_ts;
 	uint8_t reset_state;	/* state of its socket when it sent a RST */
 	bool reset_pending;
+	bool reset_by_app;
 };
 
 /* A recent segment, to recognise its arrival record. */

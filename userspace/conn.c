@@ -154,9 +154,11 @@ void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 				conn_set(e, s, r->packet.seq, true);
 			}
 		} else {
-			/* A SYN-ACK carries both ISNs. */
+			/* A SYN-ACK carries both ISNs; the peer's SYN, when
+			 * seen, is the better witness of its own ISN. */
 			conn_set(e, s, r->packet.seq, false);
-			conn_set(e, d, r->packet.ack - 1, false);
+			if (!(e->known[d] && e->from_syn[d]))
+				conn_set(e, d, r->packet.ack - 1, false);
 		}
 	} else if (r->type == TCPTRACE_T_SYNACK_RETRANSMIT) {
 		/* s is the listener, d the client. */

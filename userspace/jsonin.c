@@ -152,6 +152,9 @@ static int take_u64(const char *line, size_t len, const char *key,
 	if (!p)
 		return 0;
 	start = (size_t)(p - line) + strlen(key);
+	while (start < len && (line[start] == ' ' || line[start] == '\t' ||
+			       line[start] == '\n' || line[start] == '\r'))
+		start++;
 	for (end = start; end < len && line[end] >= '0' && line[end] <= '9';
 	     end++) {
 		if (v > (UINT64_MAX - (uint64_t)(line[end] - '0')) / 10)

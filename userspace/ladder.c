@@ -28,6 +28,8 @@
 #define STATE_W		13
 #define MIN_ARROW	24
 #define MAX_WIDTH	400
+/* a state change this soon after a segment arrived is its effect */
+#define CAUSE_NS	100000000ULL
 
 #define C_RESET		"\033[0m"
 #define C_CLIENT	"\033[36m"	/* cyan */
@@ -295,7 +297,9 @@ static struct row *received_row(struct row *rows, size_t n, int s,
 		if (r->state[s][0])
 			return NULL;
 		if (r->seg && r->seg->side != s &&
-		    (!r->seg->seen_in || r->seg->ts_in <= ts))
+		    (!r->seg->seen_in || r->seg->ts_in <= ts) &&
+		    ts - (r->seg->seen_in ? r->seg->ts_in : r->seg->ts) <=
+		    CAUSE_NS)
 			return r;
 	}
 	return NULL;
@@ -373,7 +377,7 @@ static void draw(FILE *out, const struct ladder *l, const struct story *st)
 				pend[s] = NULL;
 			}
 			/* a half-open request has no state record */
-			if (s == STORY_SERVER &&
+			if (s == STORY_SERVER && e->seen_out &&
 			    (e->flags & (TCPTRACE_FLAG_SYN |
 					 TCPTRACE_FLAG_ACK)) ==
 			    (TCPTRACE_FLAG_SYN | TCPTRACE_FLAG_ACK) &&
@@ -464,6 +468,7 @@ static int on_story_end(void *ctx, const struct story *st)
 struct ladder_run {
 	struct ladder *l;
 	struct story_table *t;
+	bool live;		/* from the device: time is now */
 };
 
 static int on_record(void *ctx, const struct tcptrace_record *r)
@@ -473,15 +478,24 @@ static int on_record(void *ctx, const struct tcptrace_record *r)
 	return story_feed(lr->t, r, NULL);
 }
 
-static int flush_out(void *ctx)
+static int flush_out(void)
 {
-	(void)ctx;
 	if (fflush(stdout) || ferror(stdout)) {
 		errmsg("error writing output: %s",
 		       strerror(errno ? errno : EIO));
 		return -1;
 	}
 	return 0;
+}
+
+/* After each batch, and when idle: draw what ended a while ago. */
+static int on_flush(void *ctx)
+{
+	struct ladder_run *lr = ctx;
+
+	if (lr->live && story_expire(lr->t, now_ns()))
+		return -1;
+	return flush_out();
 }
 
 static int terminal_width(void)
@@ -583,13 +597,15 @@ int cmd_ladder(int argc, char **argv)
 		err = 1;
 		goto cleanup;
 	}
-	err = source_run(&src, on_record, flush_out, &lr);
+	lr.live = src.kind == SOURCE_DEVICE;
+	src.tick = 0.25;
+	err = source_run(&src, on_record, on_flush, &lr);
 	/* the connections still open, then with --flush all of them */
 	if (story_flush(lr.t))
 		err = 1;
 	for (i = 0; i < l.nheld; i++)
 		draw_story(&l, &l.held[i]);
-	if (flush_out(&l))
+	if (flush_out())
 		err = 1;
 cleanup:
 	for (i = 0; i < l.nheld; i++)

@@ -25,7 +25,7 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -155,6 +155,7 @@ static int do_flush(struct run *rn)
 static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 {
 	bool device = rn->s->kind == SOURCE_DEVICE;
+	uint64_t wake, tick;
 	unsigned char *buf = NULL;
 	size_t have = 0, room;
 	bool hup = false;
@@ -171,13 +172,24 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 		if (rn->deadline && now_ns() >= rn->deadline)
 			break;
 		if (device) {
-			ready = wait_readable(fd, rn->deadline, mask, &hup);
+			wake = rn->deadline;
+			if (rn->s->tick > 0) {
+				tick = now_ns() + (uint64_t)(rn->s->tick * 1e9);
+				if (!wake || tick < wake)
+					wake = tick;
+			}
+			ready = wait_readable(fd, wake, mask, &hup);
 			if (ready < 0) {
 				err = 1;
 				goto cleanup;
 			}
-			if (!ready && !hup)
+			if (!ready && !hup) {
+				if (do_flush(rn)) {
+					err = 1;
+					goto cleanup;
+				}
 				continue;
+			}
 		}
 		/* The device wants room for whole records. */
 		room = (BUF_SIZE - have) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1);

@@ -18,6 +18,7 @@ struct source {
 	enum source_kind kind;
 	const char *path;	/* SOURCE_RAW, SOURCE_JSON */
 	double duration;	/* seconds; 0: until the end or a signal */
+	double tick;		/* device: call flush this often when idle */
 	/* set by source_run() */
 	bool interrupted;	/* SIGINT or SIGTERM ended it */
 	uint64_t records;	/* records handed to the callback */
@@ -32,12 +33,15 @@ typedef int (*source_fn)(void *ctx, const struct tcptrace_record *r);
 /*
  * Reads records from @s and hands each to @fn until the input ends, the
  * duration passes, SIGINT/SIGTERM arrives or @fn stops.  @flush, when not
- * NULL, is called after each batch of records (to flush output).  Records
+ * NULL, is called after each batch of records (to flush output), and every
+ * s->tick seconds while the device has nothing to read.  Records
  * of unknown types or newer versions are skipped with one warning.
  * Returns 0, or 1 after printing an error.
  */
 int source_run(struct source *s, source_fn fn, int (*flush)(void *ctx),
 	       void *ctx);
+
+uint64_t now_ns(void);
 
 /* jsonin.c: parse one line of 'watch --json' into @r; 0 or -1 (@err set) */
 int json_to_record(const char *line, size_t len, struct tcptrace_record *r,

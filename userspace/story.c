@@ -58,6 +58,9 @@ struct node {
 	struct story st;
 	struct node *hnext;		/* hash chain */
 	struct node *prev, *next;	/* age list, oldest first */
+	struct node *cnext;		/* closing list */
+	bool closing;
+	uint64_t over_ns;		/* when it was over */
 };
 
 struct pending {
@@ -84,6 +87,8 @@ struct story_table {
 	struct listener listeners[LISTENER_SLOTS];
 	bool events;
 	size_t ev_left;		/* events that may still be kept */
+	/* stories over, kept STORY_GRACE_NS for their last records */
+	struct node *closing, *closing_tail;
 	int err;
 };
 
@@ -191,7 +196,19 @@ static struct node **find_slot(struct story_table *t, const struct key *k)
 
 static void unlink_node(struct story_table *t, struct node *n)
 {
-	struct node **pp = find_slot(t, &n->key);
+	struct node **pp = find_slot(t, &n->key), **cp;
+
+	if (n->closing) {
+		for (cp = &t->closing; *cp && *cp != n; cp = &(*cp)->cnext)
+			;
+		if (*cp)
+			*cp = n->cnext;
+		if (t->closing_tail == n) {
+			t->closing_tail = NULL;
+			for (cp = &t->closing; *cp; cp = &(*cp)->cnext)
+				t->closing_tail = *cp;
+		}
+	}
 
 	if (*pp == n)
 		*pp = n->hnext;
@@ -219,12 +236,45 @@ static void finish(struct story_table *t, struct node *n, uint64_t ts)
 	node_free(n);
 }
 
+/* Ends the stories that have been over for STORY_GRACE_NS at @now_ns. */
+int story_expire(struct story_table *t, uint64_t now_ns)
+{
+	struct node *n;
+
+	while ((n = t->closing) && n->over_ns + STORY_GRACE_NS <= now_ns) {
+		n->st.ended = true;
+		finish(t, n, n->over_ns);
+	}
+	return t->err;
+}
+
+/* The story is over: it ends once STORY_GRACE_NS has passed. */
+static void mark_over(struct story_table *t, struct node *n, uint64_t ts)
+{
+	if (n->closing)
+		return;
+	n->closing = true;
+	n->over_ns = ts;
+	n->cnext = NULL;
+	if (t->closing_tail)
+		t->closing_tail->cnext = n;
+	else
+		t->closing = n;
+	t->closing_tail = n;
+}
+
 int story_flush(struct story_table *t)
 {
 	struct node *n;
 
-	while ((n = t->oldest))
-		finish(t, n, 0);
+	while ((n = t->oldest)) {
+		if (n->closing) {
+			n->st.ended = true;
+			finish(t, n, n->over_ns);
+		} else {
+			finish(t, n, 0);
+		}
+	}
 	return t->err;
 }
 
@@ -347,8 +397,16 @@ static struct listener *listener_slot(struct story_table *t, uint32_t netns,
 	return l;
 }
 
+/*
+ * The first process seen on an end stays its owner: a later record made in
+ * another task's context (a kworker killing a namespace's sockets, a
+ * timewait socket's end) does not name the process behind the end.
+ */
 static void set_owner(struct story_side *sd, const struct tcptrace_record *r)
 {
+	if (sd->owner_known || r->type == TCPTRACE_T_TIMEWAIT_END ||
+	    r->type == TCPTRACE_T_DESTROY)
+		return;
 	sd->owner_known = true;
 	sd->pid = r->pid;
 	memcpy(sd->comm, r->comm, sizeof(sd->comm));
@@ -716,7 +774,8 @@ static void apply_packet(struct story *st, int s,
 				st->reset_by = s;
 		}
 	}
-	if (!(f & F_SYN) && me->isn_known &&
+	/* a RST's seq may be copied from the segment it answers */
+	if (!(f & (F_SYN | F_RST)) && me->isn_known &&
 	    (!me->end_known || sdiff(seq + len, me->max_end) > 0)) {
 		me->max_end = seq + len;
 		me->end_known = true;
@@ -937,6 +996,8 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 
 	if (ann)
 		memset(ann, 0, sizeof(*ann));
+	if (r->ts_ns > STORY_GRACE_NS)
+		story_expire(t, r->ts_ns);
 	if (r->type == TCPTRACE_T_LOST) {
 		note_lost(t, r);
 		return t->err;
@@ -998,13 +1059,13 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 				n->st.start_ns = r->ts_ns;
 				s = STORY_CLIENT;
 			}
-			if (!((s >= 0 && n->st.side[s].isn_known &&
+			if (n->closing || !((s >= 0 && n->st.side[s].isn_known &&
 			       n->st.side[s].isn == r->packet.seq) ||
 			      (s >= 0 && !n->st.side[s].syn_tx &&
 			       !n->st.side[s].isn_known &&
 			       !story_over(&n->st)))) {
 				n->st.ended = story_over(&n->st);
-				finish(t, n, r->ts_ns);
+				finish(t, n, n->closing ? n->over_ns : r->ts_ns);
 				n = NULL;
 			}
 		}
@@ -1015,7 +1076,12 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 		/* no story: start one, unless the record is an epilogue */
 		if (r->type == TCPTRACE_T_TIMEWAIT_END ||
 		    r->type == TCPTRACE_T_DESTROY ||
-		    r->type == TCPTRACE_T_LISTEN_OVERFLOW)
+		    r->type == TCPTRACE_T_LISTEN_OVERFLOW ||
+		    ((r->type == TCPTRACE_T_RESET_SENT ||
+		      r->type == TCPTRACE_T_RESET_RECEIVED) &&
+		     r->state.old_state == TCP_CLOSE) ||
+		    (r->type == TCPTRACE_T_STATE &&
+		     r->state.new_state == TCP_CLOSE))
 			return t->err;
 		if (pkt && (r->packet.flags & (F_SYN | F_ACK)) ==
 			   (F_SYN | F_ACK))
@@ -1046,10 +1112,8 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	}
 	owner_from_listener(t, &n->st);
 	fill_owner(ann, &n->st.side[ls]);
-	if (story_over(&n->st)) {
-		n->st.ended = true;
-		finish(t, n, r->ts_ns);
-	}
+	if (story_over(&n->st))
+		mark_over(t, n, r->ts_ns);
 	return t->err;
 }
 

@@ -137,6 +137,14 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	       struct story_ann *ann);
 /* Ends every open story, oldest first (outcome "open" unless decided). */
 int story_flush(struct story_table *t);
+/*
+ * A story is handed to the view STORY_GRACE_NS after it is over (every end
+ * closed), so that records that trail its end (a reset_sent after the
+ * socket's CLOSE) still join it; story_expire() ends those whose time has
+ * come at @now_ns (CLOCK_MONOTONIC, like the records), as any record does.
+ */
+#define STORY_GRACE_NS		200000000ULL
+int story_expire(struct story_table *t, uint64_t now_ns);
 
 const char *story_outcome(const struct story *st);
 const char *side_name(int side);

@@ -19,6 +19,7 @@ struct watch {
 	struct story_table *stories;
 	bool json;
 	bool summary;
+	bool live;		/* reading the device */
 	uint64_t count;		/* 0: unlimited */
 	uint64_t printed;
 };
@@ -296,7 +297,11 @@ static int on_record(void *ctx, const struct tcptrace_record *r)
 
 static int flush_out(void *ctx)
 {
-	(void)ctx;
+	struct watch *w = ctx;
+
+	/* summaries of what ended a while ago, from the device */
+	if (w->summary && w->live && story_expire(w->stories, now_ns()))
+		return -1;
 	if (fflush(stdout) || ferror(stdout)) {
 		errmsg("error writing output: %s",
 		       strerror(errno ? errno : EIO));
@@ -382,6 +387,9 @@ int cmd_watch(int argc, char **argv)
 		err = 1;
 		goto cleanup;
 	}
+	w.live = src.kind == SOURCE_DEVICE;
+	if (w.summary)
+		src.tick = 0.25;
 	err = source_run(&src, on_record, flush_out, &w);
 	/* connections still open at the end are summarised too */
 	if (w.summary && !err) {

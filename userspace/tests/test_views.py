@@ -457,6 +457,89 @@ def test_flush_order(tmp):
             ":38100 " in firsts[1], repr(firsts))
 
 
+def test_regressions(tmp):
+    b = B
+    # a timewait socket killed with its namespace: the kworker that did it
+    # is not the owner of the client's end
+    recs = connection()
+    recs[-1] = b.st(b.T_TIMEWAIT_END, us(60_002_015), CLI, SRV,
+                    old=b.TIME_WAIT, new=b.TIME_WAIT, flags=2, netns=NSC,
+                    sock_id=33, pid=9, comm=b"kworker/u4:0")
+    path = b.write_input(tmp, "kw.bin", listen_record() + b"".join(recs))
+    rc, out, _ = tool(["watch", "--json", "-i", path])
+    last = json.loads(out.splitlines()[-1])
+    B.check("owner: not the kworker that killed the timewait socket",
+            last["pid"] == 9 and last["owner_pid"] == 142, repr(last))
+    rc, objs, _ = summaries(path)
+    B.check("owner: the summary keeps the client",
+            len(objs) == 1 and objs[0]["client"]["pid"] == 142, repr(objs))
+    # an abortive close whose reset_sent comes after both ends closed:
+    # one connection, and the RST explained by the socket
+    recs = connection(sent_c=0, sent_s=0)[:10]
+    recs += [
+        b.st(b.T_STATE, us(900), CLI, SRV, old=b.ESTABLISHED, new=b.CLOSE,
+             netns=NSC, sock_id=11, pid=142, comm=b"python3"),
+        b.pkt(us(901), CLI, SRV, b.DIR_OUT, b.RST | b.ACK, ISN_C + 1,
+              ISN_S + 1, netns=NSC, pid=142, comm=b"python3"),
+        b.pkt(us(905), CLI, SRV, b.DIR_IN, b.RST | b.ACK, ISN_C + 1,
+              ISN_S + 1, netns=NSS),
+        b.st(b.T_STATE, us(910), SRV, CLI, old=b.ESTABLISHED, new=b.CLOSE,
+             netns=NSS, sock_id=22),
+        b.st(b.T_RESET_SENT, us(920), CLI, SRV, old=b.CLOSE, netns=NSC,
+             sock_id=11, pid=142, comm=b"python3"),
+        b.st(b.T_DESTROY, us(930), CLI, SRV, old=b.CLOSE, netns=NSC,
+             sock_id=11, pid=142, comm=b"python3"),
+    ]
+    path = b.write_input(tmp, "abort2.bin", b"".join(recs))
+    rc, objs, _ = summaries(path)
+    B.check("abortive close: one connection, reset by client",
+            len(objs) == 1 and objs[0]["outcome"] == "reset by client",
+            repr(objs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    B.check("abortive close: the RST's reason comes from reset_sent",
+            "^ RST sent by client: its socket was closed by the "
+            "application (abort)" in out and out.count("TIME ") == 1, out)
+    # a forged SYN-ACK (never seen leaving the server) with a wrong ack:
+    # no (SYN_RECV) deduced, the client's much later CLOSE on its own row
+    cli, srv = ("10.7.0.1", 45000), ("10.7.0.2", 7000)
+    recs = [
+        b.st(b.T_STATE, us(0), ("10.7.0.1", 0), srv, old=b.CLOSE,
+             new=b.SYN_SENT, netns=NSC, sock_id=5, pid=7, comm=b"c"),
+        b.pkt(us(10), cli, srv, b.DIR_OUT, b.SYN, 100, 0, netns=NSC,
+              sock_id=5, pid=7, comm=b"c"),
+        b.pkt(us(15), cli, srv, b.DIR_IN, b.SYN, 100, 0, netns=NSS),
+        b.pkt(us(500), srv, cli, b.DIR_IN, b.SYN | b.ACK, 900, 102,
+              netns=NSC),
+        b.pkt(us(510), cli, srv, b.DIR_OUT, b.RST, 102, 0, netns=NSC),
+        b.st(b.T_STATE, us(3_000_000), cli, srv, old=b.SYN_SENT,
+             new=b.CLOSE, netns=NSC, sock_id=5, pid=7, comm=b"c"),
+    ]
+    path = b.write_input(tmp, "forged.bin", b"".join(recs))
+    rc, out, _ = tool(["ladder", "-i", path, "--no-color"])
+    rows = out.splitlines()
+    synack = [ln for ln in rows if "<-- SYN-ACK" in ln]
+    B.check("forged SYN-ACK: no deduced state, no CLOSED on its row",
+            len(synack) == 1 and "SYN_RECV" not in synack[0] and
+            "CLOSED" not in synack[0] and
+            any(ln.startswith("  2.999990  CLOSED") for ln in rows), out)
+    rc, objs, _ = summaries(path)
+    B.check("forged SYN-ACK: no bytes from the RST's copied ack",
+            len(objs) == 1 and
+            objs[0]["bytes"]["client_to_server"] is None and
+            objs[0]["violations"] == ["synack_ack_not_isn_plus_1"],
+            repr(objs))
+    rc, out, _ = tool(["watch", "--json", "-i", path])
+    rst = [json.loads(ln) for ln in out.splitlines() if '"R"' in ln]
+    B.check("forged SYN-ACK: the client's ISN stays its SYN's",
+            len(rst) == 1 and rst[0]["rel_seq"] == 2, repr(rst))
+    # JSON with spaces after the colons reads the same
+    rc, js, _ = tool(["watch", "--json", "-i", path])
+    spaced = js.replace('":', '": ')
+    rc, out2, err = tool(["watch", "--json", "-r", "-"],
+                         data=spaced.encode())
+    B.check("watch -r: JSON with spaces", rc == 0 and out2 == js, err)
+
+
 def run(base, tmp):
     global B
     B = base
@@ -468,3 +551,4 @@ def run(base, tmp):
     test_lost(tmp)
     test_errors(tmp)
     test_flush_order(tmp)
+    test_regressions(tmp)

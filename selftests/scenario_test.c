@@ -542,23 +542,28 @@ TEST_F_TIMEOUT(scen, lost_syn, 60)
 	self->c.cport = tt_local_port(self->c.cfd);
 	collect(_metadata, self, 300);
 
-	/* three SYNs of ISN x left the client and arrived at the server */
+	/*
+	 * At least three SYNs of ISN x (at 0, 1 and 3 s; a fourth at 7 s when
+	 * the drop was removed late on a loaded machine) left the client and
+	 * arrived at the server, each but the first a retransmission.
+	 */
 	sel_pkts(o, &syn, env->c_ino, TCPTRACE_DIR_OUT, TT_F_SYN,
 		 self->c.cport, PORT, 0);
-	ASSERT_EQ(3, syn.n);
+	ASSERT_LE(3, syn.n);
+	ASSERT_GE(4, syn.n);
 	x = o->r[syn.i[0]].packet.seq;
 	for (k = 0; k < syn.n; k++)
 		ASSERT_EQ(x, o->r[syn.i[k]].packet.seq);
 	sel_pkts(o, &syn_in, env->s_ino, TCPTRACE_DIR_IN, TT_F_SYN,
 		 self->c.cport, PORT, 0);
-	ASSERT_EQ(3, syn_in.n);
+	ASSERT_EQ(syn.n, syn_in.n);
 	for (k = 0; k < syn_in.n; k++) {
 		ASSERT_EQ(x, o->r[syn_in.i[k]].packet.seq);
 		ASSERT_LT(syn.i[k], syn_in.i[k]);
 	}
-	/* the two retransmissions, each recorded after its SYN left */
+	/* the retransmissions, each recorded after its SYN left */
 	sel_type(o, &rt, env->c_ino, TCPTRACE_T_RETRANSMIT, 0);
-	ASSERT_EQ(2, rt.n);
+	ASSERT_EQ(syn.n - 1, rt.n);
 	for (k = 0; k < rt.n; k++) {
 		r = &o->r[rt.i[k]];
 		ASSERT_EQ(TT_F_SYN, r->state.flags);

@@ -174,6 +174,20 @@ def stop(proc, what):
     return proc.returncode, err
 
 
+def wait_whole(path, timeout=20):
+    """Waits until the pcap file at path holds two FINs and an ACK after
+    them (-U writes each packet as it comes), at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = run(["tshark", "-n", "-r", path, "-T", "fields", "-e",
+                 "tcp.flags"])
+        flags = [int(f, 16) for f in r.stdout.split() if f]
+        fins = [i for i, f in enumerate(flags) if f & 1]
+        if len(fins) >= 2 and any(f == 0x10 for f in flags[fins[1] + 1:]):
+            return
+        time.sleep(0.2)
+
+
 def capture(family, tmp):
     """Runs the connection under tcpdump and tcptracectl record; returns
     (tcpdump file, tcptracectl file, record's stderr)."""
@@ -214,6 +228,9 @@ def capture(family, tmp):
         eq(0, client.wait(timeout=60), "client exit status")
         eq(0, server.wait(timeout=60), "server exit status")
         server.stdout.close()
+        # on a loaded machine tcpdump may not have read the last segments
+        # yet: wait for both FINs and the ACK after them in its file
+        wait_whole(a)
         time.sleep(0.5)
         rc, rec_err = stop(rec, "tcptracectl record")
         eq(0, rc, "record exit status (stderr: %s)" % rec_err.strip())

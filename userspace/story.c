@@ -83,7 +83,7 @@ struct story_table {
 	struct node **bucket;
 	struct node *oldest, *newest;
 	struct pending pending[PENDING_SLOTS];
-	unsigned int pending_next;
+	unsigned int pending_next, npending;
 	struct listener listeners[LISTENER_SLOTS];
 	bool events;
 	size_t ev_left;		/* events that may still be kept */
@@ -837,6 +837,9 @@ static void pending_put(struct story_table *t, const struct tcptrace_record *r)
 {
 	struct pending *p = &t->pending[t->pending_next++ % PENDING_SLOTS];
 
+	if (!p->sock_id)
+		t->npending++;
+
 	p->sock_id = r->sock_id;
 	p->r = *r;
 }
@@ -956,7 +959,7 @@ static void feed_pending(struct story_table *t, struct node *n, int s,
 	struct pending *p;
 	unsigned int i, k;
 
-	if (!sock_id)
+	if (!sock_id || !t->npending)
 		return;
 	for (i = 0; i < PENDING_SLOTS; i++) {
 		/* oldest first */
@@ -965,6 +968,7 @@ static void feed_pending(struct story_table *t, struct node *n, int s,
 		if (p->sock_id != sock_id)
 			continue;
 		p->sock_id = 0;
+		t->npending--;
 		feed_socket(n, s, &p->r);
 	}
 }

@@ -7,6 +7,11 @@
  * on it reports EPOLLERR, so no record is split between readers.  Other
  * open files may still use the ioctls (tcptracectl stats while a watch
  * runs).  Opening needs CAP_NET_ADMIN, on top of the node's mode 0600.
+ *
+ * A file opened from a network namespace other than the initial one reads
+ * only the records of that namespace (and LOST records): a container sees
+ * its own connections, not the host's.  The namespace is the opener's at
+ * open() time.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -14,8 +19,11 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
+#include <linux/nsproxy.h>
 #include <linux/uaccess.h>
+#include <net/net_namespace.h>
 
+#include "compat.h"
 #include "tcptrace.h"
 
 /* The ABI: fixed size, natural alignment, no hidden padding. */
@@ -30,6 +38,8 @@ static_assert(sizeof(struct tcptrace_synack) == 40);
 static_assert(sizeof(struct tcptrace_listen) == 40);
 static_assert(sizeof(struct tcptrace_lost) == 40);
 static_assert(sizeof(struct tcptrace_stats) == 248);
+static_assert(offsetof(struct tcptrace_stats, ring_bytes) == 184);
+static_assert(offsetof(struct tcptrace_stats, expect_used) == 208);
 static_assert(ARRAY_SIZE(((struct tcptrace_stats *)0)->per_type) >=
 	      TCPTRACE_T_MAX);
 
@@ -38,8 +48,13 @@ static struct file *tt_reader;
 
 static int tt_dev_open(struct inode *inode, struct file *file)
 {
+	struct net *net = current->nsproxy->net_ns;
+
 	if (!capable(CAP_NET_ADMIN))
 		return -EPERM;
+	/* the namespace whose records it reads; 0: all of them */
+	file->private_data = (void *)(unsigned long)
+		(net_eq(net, &init_net) ? 0 : net->ns.inum);
 	return nonseekable_open(inode, file);
 }
 
@@ -66,7 +81,8 @@ static ssize_t tt_dev_read(struct file *file, char __user *buf, size_t count,
 {
 	if (!tt_is_reader(file, true))
 		return -EBUSY;
-	return tt_ring_read(buf, count, file->f_flags & O_NONBLOCK);
+	return tt_ring_read(buf, count, file->f_flags & O_NONBLOCK,
+			    (u32)(unsigned long)file->private_data);
 }
 
 static __poll_t tt_dev_poll(struct file *file, poll_table *wait)

@@ -21,6 +21,7 @@
 
 #include <linux/jiffies.h>
 #include <linux/random.h>
+#include <linux/sched.h>
 #include <linux/siphash.h>
 #include <linux/socket.h>
 #include <linux/vmalloc.h>
@@ -110,6 +111,31 @@ void tt_expect_add(int family, const void *saddr, const void *daddr,
 	if (old && (old >> 32) != (h >> 32) && time_before32(now, (u32)old))
 		tt_count_expect_eviction();
 	WRITE_ONCE(*slot, val);
+}
+
+/**
+ * tt_expect_stats() - the memory of the table, and how much of it is used
+ * @st: gets expect_slots, expect_bytes and expect_used
+ *
+ * Counting the live slots walks the whole table: for the stats ioctl and
+ * /proc/tcptrace only, never on a probe's path.
+ */
+void tt_expect_stats(struct tcptrace_stats *st)
+{
+	u32 now = jiffies, i;
+	u64 used = 0;
+
+	for (i = 0; i <= tt_expect_mask; i++) {
+		u64 v = READ_ONCE(tt_expect[i]);
+
+		if (v && time_before32(now, (u32)v))
+			used++;
+		if (!(i & 0xffff))
+			cond_resched();
+	}
+	st->expect_slots = (u64)tt_expect_mask + 1;
+	st->expect_bytes = st->expect_slots * sizeof(*tt_expect);
+	st->expect_used = used;
 }
 
 /* Whether a pure ACK with these fields was expected. */

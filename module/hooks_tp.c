@@ -27,6 +27,7 @@
 #include <trace/events/sock.h>
 #include <trace/events/tcp.h>
 
+#include "compat.h"
 #include "tcptrace.h"
 
 /* Addresses, ports and namespace of a socket; @lport in network order. */
@@ -142,8 +143,7 @@ static void tt_probe_sk_event(u8 type, const struct sock *sk)
 		tt_ring_commit(irqflags);
 }
 
-static void tt_probe_send_reset(void *data, const struct sock *sk,
-				const struct sk_buff *skb)
+static void tt_probe_send_reset(void *data, TT_SEND_RESET_PARAMS)
 {
 	tt_probe_sk_event(TCPTRACE_T_RESET_SENT, sk);
 }

@@ -51,6 +51,9 @@ static int tt_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "malformed %llu\n", st.malformed);
 	seq_printf(m, "expect_evictions %llu\n", st.expect_evictions);
 	seq_printf(m, "queued %llu\n", st.queued);
+	seq_printf(m, "ring_bytes %llu\n", st.ring_bytes);
+	seq_printf(m, "expect_bytes %llu\n", st.expect_bytes);
+	seq_printf(m, "expect_used %llu\n", st.expect_used);
 	for (i = 1; i < TCPTRACE_T_MAX; i++)
 		seq_printf(m, "events_%s %llu\n", tt_type_names[i],
 			   st.per_type[i]);
@@ -73,8 +76,9 @@ static void tt_show_listener(struct seq_file *m, const struct sock *sk)
 /* Walks the listening hash as inet_diag does, under each bucket's lock. */
 static int tt_listeners_show(struct seq_file *m, void *v)
 {
-	struct inet_hashinfo *hinfo = &tcp_hashinfo;
 	struct net *net = seq_file_single_net(m);
+	/* tcp_hashinfo, or the namespace's own ehash sharing its lhash2 */
+	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
 	unsigned int i;
 
 	seq_puts(m, "# local syn_queue accept_queue backlog\n");

@@ -20,12 +20,16 @@
  *   per-CPU sequence count made odd before its timestamp is taken, and the
  *   reader waits for the writes it saw in progress before it trusts a
  *   horizon.
- * - probes never wake the reader: when it sleeps it sets tt_waiting, and
- *   the first producer to clear the flag queues one irq_work that does the
- *   wake-up, so a burst of records costs at most one wake-up.
+ * - probes never wake the reader themselves, and wake it in batches: when
+ *   it sleeps it sets tt_waiting to TT_SLEEPING; the first record after
+ *   that moves it to TT_DEFERRED and queues an irq_work that arms a timer,
+ *   and the timer wakes the reader TT_WAKE_DELAY later, or a producer does
+ *   (through another irq_work) as soon as its ring is a quarter full.  A
+ *   reader that keeps up thus wakes at most every TT_WAKE_DELAY, and reads
+ *   all that came meanwhile in one go, rather than once per connection.
  *
  * Producers touch only their own CPU's cache lines, except the tail they
- * read and the tt_waiting flag they read (and clear once per sleep).
+ * read and the tt_waiting flag they read (and change twice per sleep).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -35,6 +39,7 @@
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
+#include <linux/timer.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 #include <linux/wait.h>
@@ -64,7 +69,19 @@ static struct tcptrace_stats tt_base;
 
 static DEFINE_MUTEX(tt_read_mutex);
 static DECLARE_WAIT_QUEUE_HEAD(tt_wq);
+
+/* tt_waiting: no reader asleep (or its wake-up is on its way) */
+#define TT_AWAKE		0
+/* the reader sleeps and no record came since */
+#define TT_SLEEPING		1
+/* records came: the timer will wake the reader, or a filling ring will */
+#define TT_DEFERRED		2
 static int tt_waiting;
+
+/* how long records may wait for a sleeping reader, at most */
+#define TT_WAKE_DELAY		max(HZ / 50, 1)
+/* a ring this full wakes the reader at once */
+static u32 tt_wake_mark;
 
 /*
  * Ordering of the rings.  A producer fills a slot, then publishes it with
@@ -117,6 +134,37 @@ static void tt_wake_fn(struct irq_work *work)
 
 static struct irq_work tt_wake_work = IRQ_WORK_INIT(tt_wake_fn);
 
+static void tt_timer_fn(struct timer_list *t)
+{
+	if (xchg(&tt_waiting, TT_AWAKE) != TT_AWAKE)
+		wake_up_interruptible(&tt_wq);
+}
+
+static DEFINE_TIMER(tt_wake_timer, tt_timer_fn);
+
+static void tt_arm_fn(struct irq_work *work)
+{
+	if (READ_ONCE(tt_waiting) == TT_DEFERRED &&
+	    !timer_pending(&tt_wake_timer))
+		mod_timer(&tt_wake_timer, jiffies + TT_WAKE_DELAY);
+}
+
+static struct irq_work tt_arm_work = IRQ_WORK_INIT(tt_arm_fn);
+
+/* A record was committed on @c while the reader sleeps (@w). */
+static noinline void tt_kick(struct tt_cpu *c, int w)
+{
+	if (w == TT_SLEEPING) {
+		if (cmpxchg(&tt_waiting, TT_SLEEPING, TT_DEFERRED) ==
+		    TT_SLEEPING)
+			irq_work_queue(&tt_arm_work);
+		return;
+	}
+	if (c->head - tt_load_tail(c) >= tt_wake_mark &&
+	    xchg(&tt_waiting, TT_AWAKE) != TT_AWAKE)
+		irq_work_queue(&tt_wake_work);
+}
+
 int tt_ring_init(unsigned int records)
 {
 	int cpu;
@@ -125,6 +173,7 @@ int tt_ring_init(unsigned int records)
 	if (!tt_cpus)
 		return -ENOMEM;
 	tt_mask = records - 1;
+	tt_wake_mark = max(records / 4, 1U);
 	for_each_possible_cpu(cpu) {
 		struct tt_cpu *c = per_cpu_ptr(tt_cpus, cpu);
 
@@ -145,6 +194,8 @@ void tt_ring_exit(void)
 {
 	int cpu;
 
+	irq_work_sync(&tt_arm_work);
+	del_timer_sync(&tt_wake_timer);
 	irq_work_sync(&tt_wake_work);
 	for_each_possible_cpu(cpu)
 		vfree(per_cpu_ptr(tt_cpus, cpu)->recs);
@@ -228,14 +279,16 @@ struct tcptrace_record *tt_ring_reserve(u8 type, unsigned long *flags)
 void tt_ring_commit(unsigned long flags)
 {
 	struct tt_cpu *c = this_cpu_ptr(tt_cpus);
+	int w;
 
 	tt_publish_head(c, c->head + 1);
 	tt_end_write(c);
-	local_irq_restore(flags);
 	/* order the head before tt_waiting; pairs with tt_prepare_wait() */
 	smp_mb();
-	if (unlikely(READ_ONCE(tt_waiting)) && xchg(&tt_waiting, 0))
-		irq_work_queue(&tt_wake_work);
+	w = READ_ONCE(tt_waiting);
+	if (unlikely(w != TT_AWAKE))
+		tt_kick(c, w);
+	local_irq_restore(flags);
 }
 
 void tt_count_malformed(void)
@@ -265,7 +318,8 @@ static bool tt_has_data(void)
 /* Announce a sleeping reader, then look again (pairs with commit). */
 static bool tt_prepare_wait(void)
 {
-	WRITE_ONCE(tt_waiting, 1);
+	/* a deferred wake-up stays deferred: the timer is armed */
+	cmpxchg(&tt_waiting, TT_AWAKE, TT_SLEEPING);
 	/* order the flag before the look at the rings; pairs with commit */
 	smp_mb();
 	return tt_has_data();
@@ -294,8 +348,12 @@ static u64 tt_horizon(void)
 	return now;
 }
 
-/* Copy out records older than the horizon, oldest first. */
-static ssize_t tt_copy_merged(char __user *buf, size_t count)
+/*
+ * Copy out records older than the horizon, oldest first; with @netns, only
+ * those of that network namespace (and LOST records): the others are
+ * consumed unseen.
+ */
+static ssize_t tt_copy_merged(char __user *buf, size_t count, u32 netns)
 {
 	const size_t rsz = sizeof(struct tcptrace_record);
 	u64 horizon = tt_horizon();
@@ -319,6 +377,11 @@ static ssize_t tt_copy_merged(char __user *buf, size_t count)
 		}
 		if (!best)
 			break;
+		if (netns && best->recs[best->tail & tt_mask].netns != netns &&
+		    best->recs[best->tail & tt_mask].type != TCPTRACE_T_LOST) {
+			tt_release_tail(best, best->tail + 1);
+			continue;
+		}
 		if (copy_to_user(buf + done, &best->recs[best->tail & tt_mask],
 				 rsz))
 			return done ? done : -EFAULT;
@@ -364,7 +427,7 @@ static ssize_t tt_copy_merged(char __user *buf, size_t count)
 	return done;
 }
 
-ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock)
+ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock, u32 netns)
 {
 	ssize_t ret;
 
@@ -374,7 +437,7 @@ ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock)
 	for (;;) {
 		if (mutex_lock_interruptible(&tt_read_mutex))
 			return -ERESTARTSYS;
-		ret = tt_copy_merged(buf, count);
+		ret = tt_copy_merged(buf, count, netns);
 		mutex_unlock(&tt_read_mutex);
 		if (ret)
 			return ret;
@@ -428,6 +491,9 @@ void tt_ring_stats(struct tcptrace_stats *st)
 	st->abi_version = TCPTRACE_ABI_VERSION;
 	st->nr_cpus = num_possible_cpus();
 	st->ring_records = tt_mask + 1;
+	st->ring_bytes = (u64)st->nr_cpus * st->ring_records *
+			 sizeof(struct tcptrace_record);
+	tt_expect_stats(st);
 }
 
 /* Discard what is queued and start the counters from zero. */

@@ -46,7 +46,8 @@ struct tcptrace_record *tt_ring_reserve(u8 type, unsigned long *flags);
 void tt_ring_commit(unsigned long flags);
 void tt_count_malformed(void);
 void tt_count_expect_eviction(void);
-ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock);
+ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock,
+		     u32 netns);
 __poll_t tt_ring_poll(struct file *file, poll_table *wait);
 void tt_ring_stats(struct tcptrace_stats *st);
 void tt_ring_clear(void);
@@ -59,6 +60,7 @@ void tt_expect_add(int family, const void *saddr, const void *daddr,
 bool tt_expect_match(int family, const void *saddr, const void *daddr,
 		     __be16 sport, __be16 dport, u32 ack);
 u64 tt_sock_id(const void *sk);
+void tt_expect_stats(struct tcptrace_stats *st);
 
 /* hooks_tp.c */
 int tt_tp_register(void);

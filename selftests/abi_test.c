@@ -16,6 +16,7 @@
 #include "tcptrace_util.h"
 
 #define PORT		5000
+#define PARAM_SLOTS	"/sys/module/tcptrace/parameters/expect_slots"
 #define PARAM_BUF	"/sys/module/tcptrace/parameters/buf_records"
 
 static long read_long(const char *path)
@@ -164,6 +165,12 @@ TEST_F(abi, stats)
 		ASSERT_EQ(0, st.per_type[i]);
 	}
 	ASSERT_GE(st.ring_records * st.nr_cpus, st.queued);
+	/* the memory, fixed at load and bounded by the parameters */
+	ASSERT_EQ((__u64)st.nr_cpus * st.ring_records * TCPTRACE_RECORD_SIZE,
+		  st.ring_bytes);
+	ASSERT_EQ(roundup_pow2(read_long(PARAM_SLOTS)), st.expect_slots);
+	ASSERT_EQ(st.expect_slots * 8, st.expect_bytes);
+	ASSERT_GE(st.expect_slots, st.expect_used);
 }
 
 TEST_F(abi, clear)

@@ -25,8 +25,11 @@ void usage_stats(FILE *out)
 "  events (records written, LOST records included), drops (records lost\n"
 "  because a ring was full), malformed (invalid TCP headers seen),\n"
 "  expect_evictions (handshake/teardown ACK expectations overwritten),\n"
-"  queued (records waiting to be read), then 'per_type:' and the records\n"
-"  written per record type, indented.\n"
+"  queued (records waiting to be read); the memory the module holds:\n"
+"  ring_bytes (the per-CPU rings), expect_slots and expect_bytes (the\n"
+"  table of expected handshake/teardown ACKs, its bound and size) and\n"
+"  expect_used (its live entries), all fixed at load but expect_used;\n"
+"  then 'per_type:' and the records written per record type, indented.\n"
 "\n"
 "Options:\n"
 "  -j, --json   print one JSON object; per-type counts are in the object\n"
@@ -74,6 +77,10 @@ static void print_stats(const struct tcptrace_stats *s, bool json)
 		{ "malformed", s->malformed },
 		{ "expect_evictions", s->expect_evictions },
 		{ "queued", s->queued },
+		{ "ring_bytes", s->ring_bytes },
+		{ "expect_slots", s->expect_slots },
+		{ "expect_bytes", s->expect_bytes },
+		{ "expect_used", s->expect_used },
 	};
 	const char *sep = "", *name;
 	unsigned int i;

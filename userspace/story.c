@@ -650,6 +650,7 @@ static void apply_packet(struct story *st, int s,
 	uint32_t len = r->packet.payload_len;
 	uint8_t f = r->packet.flags;
 	bool in = r->dir == TCPTRACE_DIR_IN;
+	bool peer_tw = false;
 	struct story_seg *g;
 	struct story_ev *e;
 	char why[64];
@@ -757,7 +758,7 @@ static void apply_packet(struct story *st, int s,
 		 */
 		if (peer->tw_pending && peer->tw_sub == TCP_FIN_WAIT2 &&
 		    (in || !peer->netns_known || peer->netns == me->netns))
-			enter_time_wait(st, !s, r->ts_ns, true);
+			peer_tw = true;
 	}
 	if (f & F_RST) {
 		snprintf(e->note, sizeof(e->note), "RST sent by %s: %s",
@@ -780,6 +781,9 @@ static void apply_packet(struct story *st, int s,
 		me->max_end = seq + len;
 		me->end_known = true;
 	}
+	/* last: its event may move st->ev, and e points into it (FIN|RST) */
+	if (peer_tw)
+		enter_time_wait(st, !s, r->ts_ns, true);
 }
 
 /*
@@ -827,6 +831,8 @@ static void swap_sides(struct story *st)
 	st->side[1] = tmp;
 	for (i = 0; i < st->nev; i++)
 		st->ev[i].side ^= 1;
+	for (i = 0; i < STORY_RECENT; i++)
+		st->recent[i].side ^= 1;
 	if (st->closed_first == 0 || st->closed_first == 1)
 		st->closed_first ^= 1;
 	if (st->reset_by >= 0)

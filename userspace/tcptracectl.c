@@ -33,6 +33,8 @@ static void usage(FILE *out)
 "  clear     discard queued records and zero the module's counters\n"
 "  tune      show or set the sysctls that shape handshakes and teardowns,\n"
 "            in this or another network namespace\n"
+"  metrics   serve counters made from the records as Prometheus metrics\n"
+"            over HTTP (--listen ADDR:PORT)\n"
 "  version   print the version of tcptracectl and the module's ABI version\n"
 "  help [COMMAND]  print this help, or the help of COMMAND\n"
 "\n"
@@ -261,6 +263,7 @@ static const struct command {
 	{ "stats", cmd_stats, usage_stats },
 	{ "clear", cmd_clear, usage_clear },
 	{ "tune", cmd_tune, usage_tune },
+	{ "metrics", cmd_metrics, usage_metrics },
 	{ "version", cmd_version, usage_version },
 };
 

@@ -57,6 +57,10 @@ _Static_assert(offsetof(struct tcptrace_record, lost.count) == 88, "count");
 _Static_assert(sizeof(struct tcptrace_stats) == 248, "struct tcptrace_stats");
 _Static_assert(offsetof(struct tcptrace_stats, events) == 16, "events");
 _Static_assert(offsetof(struct tcptrace_stats, per_type) == 56, "per_type");
+_Static_assert(offsetof(struct tcptrace_stats, ring_bytes) == 184,
+	       "ring_bytes");
+_Static_assert(offsetof(struct tcptrace_stats, expect_used) == 208,
+	       "expect_used");
 
 /* Record filters of watch and ladder (watch.c). */
 #define MAX_FILTER	64
@@ -93,12 +97,14 @@ int cmd_clear(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_ladder(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 void usage_watch(FILE *out);
 void usage_stats(FILE *out);
 void usage_clear(FILE *out);
 void usage_tune(FILE *out);
 void usage_ladder(FILE *out);
 void usage_record(FILE *out);
+void usage_metrics(FILE *out);
 
 /* format.c */
 

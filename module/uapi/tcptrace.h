@@ -10,12 +10,17 @@
  * version so that a reader can skip records it does not know.  Every field
  * not described for a record type, and every reserved field, is zero.
  *
- * open() needs CAP_NET_ADMIN.  One reader at a time: the first open file
+ * open() needs CAP_NET_ADMIN.  A file opened from a network namespace
+ * other than the initial one reads only that namespace's records (and
+ * LOST records); one opened from the initial namespace reads all.  One
+ * reader at a time: the first open file
  * that calls read() is the reader until it is closed; read() on another
  * open file fails with EBUSY and poll() on it reports EPOLLERR.  The ioctls
  * work on any open file.  read() blocks until a record is queued (EAGAIN
  * with O_NONBLOCK) and fails with EINVAL when the buffer cannot hold one
- * record.
+ * record.  A reader asleep in read() or poll() is woken in batches: 20 ms
+ * after the first record that comes, or as soon as a CPU's ring is a
+ * quarter full, whichever is first.
  */
 #ifndef _UAPI_LINUX_TCPTRACE_H
 #define _UAPI_LINUX_TCPTRACE_H
@@ -264,6 +269,14 @@ struct tcptrace_record {
  *	before they expired (such an ACK may then go unrecorded)
  * @queued: records waiting to be read now
  * @per_type: records written, indexed by enum tcptrace_type
+ * @ring_bytes: memory of the record rings of all CPUs, allocated at load
+ *	(nr_cpus * ring_records * TCPTRACE_RECORD_SIZE); it never grows
+ * @expect_bytes: memory of the handshake/teardown ACK table, allocated at
+ *	load (expect_slots * 8); it never grows
+ * @expect_slots: slots of that table (module parameter expect_slots,
+ *	rounded up to a power of two): the bound on the expectations held
+ * @expect_used: slots holding an expectation that has not expired yet;
+ *	at most @expect_slots (not reset by TCPTRACE_IOC_CLEAR)
  * @reserved: zero
  */
 struct tcptrace_stats {
@@ -277,7 +290,11 @@ struct tcptrace_stats {
 	__u64 expect_evictions;
 	__u64 queued;
 	__u64 per_type[16];
-	__u64 reserved[8];
+	__u64 ring_bytes;
+	__u64 expect_bytes;
+	__u64 expect_slots;
+	__u64 expect_used;
+	__u64 reserved[4];
 };
 
 #define TCPTRACE_IOC_MAGIC		0xb7

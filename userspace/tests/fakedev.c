@@ -55,6 +55,10 @@ int ioctl(int fd, unsigned long req, ...)
 			s->malformed = 6;
 			s->expect_evictions = 7;
 			s->queued = 8;
+			s->ring_bytes = 2097152;
+			s->expect_slots = 16384;
+			s->expect_bytes = 131072;
+			s->expect_used = 9;
 			for (i = 1; i < TCPTRACE_T_MAX; i++)
 				s->per_type[i] = 100 + i;
 			s->per_type[12] = 3;

@@ -699,7 +699,9 @@ def test_device(tmp):
         p = run(["stats"], env=dev.env)
         exp = ("abi_version: 1\nnr_cpus: 4\nring_records: 4096\n"
                "events: 1234\ndrops: 5\nmalformed: 6\nexpect_evictions: 7\n"
-               "queued: 8\nper_type:\n  packet: 101\n  state: 102\n"
+               "queued: 8\nring_bytes: 2097152\nexpect_slots: 16384\n"
+               "expect_bytes: 131072\nexpect_used: 9\n"
+               "per_type:\n  packet: 101\n  state: 102\n"
                "  synack_retransmit: 103\n  retransmit: 104\n"
                "  reset_sent: 105\n  reset_received: 106\n"
                "  timewait: 107\n  destroy: 108\n  lost: 109\n"
@@ -716,6 +718,8 @@ def test_device(tmp):
             "abi_version": 1, "nr_cpus": 4, "ring_records": 4096,
             "events": 1234, "drops": 5, "malformed": 6,
             "expect_evictions": 7, "queued": 8,
+            "ring_bytes": 2097152, "expect_slots": 16384,
+            "expect_bytes": 131072, "expect_used": 9,
             "per_type": {"packet": 101, "state": 102,
                          "synack_retransmit": 103, "retransmit": 104,
                          "reset_sent": 105, "reset_received": 106,
@@ -1140,7 +1144,7 @@ def run_extra(tmp):
     its run(base, tmp) gets this module for record(), check() and run()."""
     import importlib
     sys.path.insert(0, HERE)
-    for name in ("test_views", "test_pcap"):
+    for name in ("test_views", "test_pcap", "test_metrics", "test_fuzz_regress"):
         if os.path.exists(os.path.join(HERE, name + ".py")):
             importlib.import_module(name).run(sys.modules[__name__], tmp)
 

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarise the runs of bench/run.sh: print the tables, write the JSON.
+
+    report.py --runs RUNS.jsonl --extra EXTRA.jsonl --meta JSON --out FILE
+    report.py --table FILE          print the tables of a results file again
+
+Medians over the rounds of each condition and link; ratios are to the
+baseline's median of the same run.  CPU time per connection is the busy
+time of all guest CPUs (/proc/stat, USER_HZ 100) over a run divided by the
+connections of the run.
+"""
+import argparse
+import json
+import statistics
+import sys
+
+USER_HZ = 100
+CONDS = ["baseline", "tcptrace", "tcptrace+cat", "tcptrace+reader", "ftrace", "bpftrace",
+         "tcpdump"]
+LINKS = ["veth", "lo"]
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def summarise(runs):
+    out = {}
+    for cond in CONDS:
+        for link in LINKS:
+            rs = [r for r in runs if r["cond"] == cond and r["link"] == link]
+            if not rs:
+                continue
+            rate = median([r["rate"] for r in rs])
+            cpu = median([r["busy_jiffies"] * 1e6 / USER_HZ / r["conns"]
+                          for r in rs if r["conns"]])
+            busy = median([r["busy_jiffies"] / r["total_jiffies"]
+                           for r in rs if r["total_jiffies"]])
+            rpc = median([r["records"] / r["conns"] for r in rs
+                          if r["conns"]])
+            out.setdefault(cond, {})[link] = {
+                "rounds": len(rs),
+                "rate": round(rate, 1),
+                "cpu_us_per_conn": round(cpu) if cpu is not None else None,
+                "cpu_busy": round(busy, 3) if busy is not None else None,
+                "records_per_conn": round(rpc, 2) if rpc is not None else None,
+                "drops": sum(r["drops"] for r in rs),
+                "records": sum(r["records"] for r in rs),
+                "errors": sum(r["errors"] for r in rs),
+                "rates": [r["rate"] for r in rs],
+            }
+    for cond, links in out.items():
+        for link, s in links.items():
+            base = out.get("baseline", {}).get(link)
+            if not base:
+                continue
+            s["rate_ratio"] = round(s["rate"] / base["rate"], 3)
+            if s["cpu_us_per_conn"] and base["cpu_us_per_conn"]:
+                s["cpu_ratio"] = round(s["cpu_us_per_conn"] /
+                                       base["cpu_us_per_conn"], 3)
+    return out
+
+
+def loss_summary(extra):
+    steps = [e for e in extra if e.get("part") == "loss"]
+    out = {}
+    for buf in sorted({e["buf_records"] for e in steps}):
+        rows = [e for e in steps if e["buf_records"] == buf]
+        for e in rows:
+            total = e["records"]
+            e["drop_pct"] = round(100.0 * e["drops"] / total, 3) if total else 0
+            e["records_per_s"] = round(total / e["secs"]) if e["secs"] else 0
+        clean = [e for e in rows if e["drops"] == 0]
+        lossy = sorted([e for e in rows if e["drop_pct"] >= 1],
+                       key=lambda e: e["rate"])
+        out[str(buf)] = {
+            "steps": rows,
+            "max_rate_no_drop": max([e["rate"] for e in clean], default=None),
+            "max_records_per_s_no_drop":
+                max([e["records_per_s"] for e in clean], default=None),
+            "max_rate": max(e["rate"] for e in rows),
+            "rate_at_1pct_drops": lossy[0]["rate"] if lossy else None,
+        }
+    return out
+
+
+def fmt(v, spec="{:.0f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def print_tables(res, f=sys.stdout):
+    m = res["meta"]
+    print("tcptrace benchmark: %s, %d CPUs (TCG), %d rounds of %s s, "
+          "%d client processes" % (m["kernel"], m["cpus"], m["rounds"],
+                                   m["secs"], m["procs"]), file=f)
+    print("", file=f)
+    hdr = ("%-16s %-4s %8s %6s %9s %6s %5s %8s %7s" %
+           ("condition", "link", "conn/s", "ratio", "cpu_us/c", "ratio",
+            "busy", "rec/conn", "drops"))
+    print(hdr, file=f)
+    print("-" * len(hdr), file=f)
+    for link in LINKS:
+        for cond in CONDS:
+            s = res["summary"].get(cond, {}).get(link)
+            if not s:
+                if link == LINKS[0] and cond in res.get("skipped", {}):
+                    print("%-16s skipped: %s" % (cond, res["skipped"][cond]),
+                          file=f)
+                continue
+            print("%-16s %-4s %8.1f %6s %9s %6s %5s %8s %7d" % (
+                cond, link, s["rate"], fmt(s.get("rate_ratio"), "{:.3f}"),
+                fmt(s["cpu_us_per_conn"]), fmt(s.get("cpu_ratio"), "{:.3f}"),
+                fmt(s["cpu_busy"], "{:.2f}"),
+                fmt(s["records_per_conn"], "{:.1f}"), s["drops"]), file=f)
+    loss = res.get("loss") or {}
+    if loss:
+        print("", file=f)
+        print("events until loss (veth, tcptracectl watch --json reading):",
+              file=f)
+        print("%-11s %5s %8s %9s %7s %7s" % ("buf_records", "procs",
+              "conn/s", "records/s", "drops", "drop%"), file=f)
+        for buf, s in loss.items():
+            for e in s["steps"]:
+                print("%-11s %5d %8.1f %9d %7d %7.2f" % (
+                    buf, e["procs"], e["rate"], e["records_per_s"],
+                    e["drops"], e["drop_pct"]), file=f)
+        for buf, s in loss.items():
+            print("buf_records=%s: highest rate with no drop %s conn/s "
+                  "(%s records/s); 1%% drops at %s" % (
+                      buf, fmt(s["max_rate_no_drop"], "{:.1f}"),
+                      fmt(s["max_records_per_s_no_drop"]),
+                      "not reached (max %.1f conn/s)" % s["max_rate"]
+                      if s["rate_at_1pct_drops"] is None
+                      else "%.1f conn/s" % s["rate_at_1pct_drops"]), file=f)
+    reads = res.get("read") or []
+    if reads:
+        print("", file=f)
+        print("read() throughput, rings filled beforehand:", file=f)
+        for r in reads:
+            print("  %-26s buffer %8d B: %9d records/s (%d records)" % (
+                r["reader"], r["bufsize"], r["rate"], r["records"]), file=f)
+    mem = res.get("memory")
+    if mem:
+        print("", file=f)
+        for when in ("at_rest", "under_load"):
+            s = mem[when]
+            print("memory %-10s: %s" % (when.replace("_", " "), ", ".join(
+                "%s %s" % (k, s[k]) for k in ("ring_bytes", "expect_bytes",
+                                              "expect_slots", "expect_used",
+                                              "queued") if k in s)), file=f)
+    t = res.get("targets")
+    if t:
+        print("", file=f)
+        for name, v in t.items():
+            print("target %-45s %s  %s" % (name, "met   " if v["met"]
+                                            else "MISSED", v["detail"]),
+                  file=f)
+
+
+def targets(summary, loss):
+    out = {}
+    for rdr in ("tcptrace+reader", "tcptrace+cat"):
+        tr = summary.get(rdr, {}).get("veth")
+        if tr and "rate_ratio" in tr:
+            out["%s keeps >=95%% of veth rate" % rdr] = {
+                "met": tr["rate_ratio"] >= 0.95,
+                "detail": "ratio %.3f" % tr["rate_ratio"]}
+    for rdr in ("tcptrace+reader", "tcptrace+cat"):
+        for other in ("ftrace", "bpftrace", "tcpdump"):
+            details, met = [], True
+            for link in LINKS:
+                a = summary.get(rdr, {}).get(link)
+                b = summary.get(other, {}).get(link)
+                if not a or not b:
+                    continue
+                # lower cost: a higher rate or less CPU per connection
+                ok = a["rate"] >= b["rate"] or \
+                    a["cpu_us_per_conn"] <= b["cpu_us_per_conn"]
+                met = met and ok
+                details.append("%s %.0f vs %.0f conn/s, %d vs %d us/conn" % (
+                    link, a["rate"], b["rate"], a["cpu_us_per_conn"],
+                    b["cpu_us_per_conn"]))
+            if details:
+                out["%s cheaper than %s" % (rdr, other)] = {
+                    "met": met, "detail": "; ".join(details)}
+    rdr = summary.get("tcptrace+reader", {})
+    if rdr:
+        drops = sum(s["drops"] for s in rdr.values())
+        out["no drop, watch --json, default ring (part 1)"] = {
+            "met": drops == 0,
+            "detail": "%d drops at %s conn/s" % (drops, ", ".join(
+                "%.0f" % s["rate"] for s in rdr.values()))}
+    d = loss.get("4096")
+    if d:
+        drops = sum(e["drops"] for e in d["steps"])
+        out["no drop, watch --json, default ring (ramp)"] = {
+            "met": drops == 0,
+            "detail": "%d drops in all steps, up to %.1f conn/s" % (
+                drops, d["max_rate"])}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs")
+    ap.add_argument("--extra")
+    ap.add_argument("--meta", default="{}")
+    ap.add_argument("--out")
+    ap.add_argument("--table")
+    a = ap.parse_args()
+    if a.table:
+        with open(a.table) as f:
+            res = json.load(f)
+        res["targets"] = targets(res["summary"], res.get("loss") or {})
+        print_tables(res)
+        return
+    with open(a.runs) as f:
+        runs = [json.loads(line) for line in f if line.strip()]
+    with open(a.extra) as f:
+        extra = [json.loads(line) for line in f if line.strip()]
+    meta = json.loads(a.meta)
+    skipped = {}
+    if meta.get("bpftrace_skip"):
+        skipped["bpftrace"] = meta["bpftrace_skip"]
+    summary = summarise(runs)
+    loss = loss_summary(extra)
+    res = {
+        "meta": meta,
+        "summary": summary,
+        "skipped": skipped,
+        "loss": loss,
+        "read": [e for e in extra if e.get("part") == "read"],
+        "memory": next((e for e in extra if e.get("part") == "memory"), None),
+        "runs": runs,
+    }
+    res["targets"] = targets(summary, loss)
+    print_tables(res)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,570 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The tcptrace benchmark, run as root in the QEMU guest (make bench):
+#
+#   selftests/vm/run --smp 2 --timeout 1500 -- bench/run.sh
+#
+# Workload: bench/crr opening and closing TCP connections as fast as it
+# can (connect, 1-byte request, 1-byte reply, close; the client closes
+# first), between two network namespaces over veth, and on loopback in a
+# third namespace.  The port range is widened, TIME_WAIT sockets may be
+# reused for new connections and their table is large, so ports do not run
+# out; the servers listen on several ports.
+#
+# Part 1, overhead: the conditions below, interleaved (A B C ... A B C ...)
+# for BENCH_ROUNDS rounds in this one boot, each measured on veth then on
+# loopback for BENCH_SECS seconds; medians, and ratios to the baseline of
+# the same run:
+#   baseline         tcptrace not loaded, no tracer
+#   tcptrace         tcptrace loaded, nobody reading (the rings fill, then
+#                    every record is a counted drop)
+#   tcptrace+cat     tcptrace loaded, cat /dev/tcptrace > /dev/null: the
+#                    cost of the module and of read(), without formatting
+#   tcptrace+reader  tcptrace loaded, tcptracectl watch --json > /dev/null
+#   ftrace           the tracepoints tcptrace uses (sock:inet_sock_set_state,
+#                    tcp:tcp_retransmit_skb, tcp_retransmit_synack,
+#                    tcp_send_reset, tcp_receive_reset, tcp_destroy_sock)
+#                    enabled in tracefs, trace_pipe read to /dev/null
+#   bpftrace         bpftrace printing every sock:inet_sock_set_state event
+#                    (its output counted and thrown away)
+#   tcpdump          tcpdump -w /dev/null on the client's interface (veth,
+#                    or lo) with a SYN/FIN/RST filter
+# Per condition: connections/s, guest CPU time per connection (busy time of
+# all CPUs in /proc/stat over the run), records per connection (written or
+# dropped) and drops.
+#
+# Part 2, events until loss: with tcptracectl watch --json reading, more
+# and more client processes on veth, for the default ring and larger ones;
+# the highest rate with no drop and the rate at which drops reach 1%.
+# Part 3, read() throughput: rings filled with no reader, then read with
+# bench/readtp and buffers of one record, 128 KiB (tcptracectl's) and 4 MiB;
+# and through tcptracectl watch --json.
+# Part 4, memory: tcptracectl stats at rest and under load.
+#
+# Prints a table, writes everything as JSON to BENCH_OUT (default
+# bench/results.json).  Environment: BENCH_ROUNDS (5), BENCH_SECS (5),
+# BENCH_PROCS (client processes in part 1, 2), BENCH_CONDS (a subset of
+# the conditions, by name), BENCH_LOSS=0 / BENCH_READ=0 to skip parts 2/3,
+# TCPTRACE_KO.
+
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+ko=${TCPTRACE_KO:-$repo/module/tcptrace.ko}
+tool=$repo/userspace/tcptracectl
+crr=$here/crr
+readtp=$here/readtp
+out=${BENCH_OUT:-$here/results.json}
+rounds=${BENCH_ROUNDS:-5}
+secs=${BENCH_SECS:-5}
+procs=${BENCH_PROCS:-2}
+conds=${BENCH_CONDS:-baseline tcptrace tcptrace+cat tcptrace+reader ftrace bpftrace tcpdump}
+T=/sys/kernel/tracing
+
+ns_cli=ttb_cli
+ns_srv=ttb_srv
+ns_lo=ttb_lo
+ip_cli=10.203.0.1
+ip_srv=10.203.0.2
+port=5001
+nports=4
+
+tmp=$(mktemp -d)
+runs=$tmp/runs.jsonl
+extra=$tmp/extra.jsonl
+: >"$runs"
+: >"$extra"
+pids=()
+
+log() {
+	echo "# $*" >&2
+}
+
+cleanup() {
+	local p
+
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+	[ -d $T ] && echo 0 >$T/events/enable 2>/dev/null
+	ip netns del $ns_cli 2>/dev/null
+	ip netns del $ns_srv 2>/dev/null
+	ip netns del $ns_lo 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for f in "$crr" "$readtp" "$tool" "$ko"; do
+	if [ ! -e "$f" ]; then
+		echo "bench: $f is missing: build with make (or make bench)" >&2
+		exit 2
+	fi
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "bench: needs root (run it in the guest: make bench)" >&2
+	exit 2
+fi
+# work on copies: a rebuild in the tree during the run must not change them
+cp "$crr" "$readtp" "$tool" "$ko" "$tmp/" || exit 1
+crr=$tmp/crr readtp=$tmp/readtp tool=$tmp/tcptracectl ko=$tmp/${ko##*/}
+
+# ---- setup ---------------------------------------------------------------
+
+tune_ns() {
+	ip netns exec "$1" sysctl -q -w \
+		net.ipv4.ip_local_port_range="1024 65535" \
+		net.ipv4.tcp_tw_reuse=1 \
+		net.ipv4.tcp_max_tw_buckets=262144 \
+		net.ipv4.tcp_max_syn_backlog=4096 \
+		net.core.somaxconn=4096
+}
+
+setup() {
+	ip netns add $ns_cli && ip netns add $ns_srv && ip netns add $ns_lo ||
+		return 1
+	ip link add ttb0 netns $ns_cli type veth peer name ttb1 netns $ns_srv ||
+		return 1
+	ip -n $ns_cli addr add $ip_cli/24 dev ttb0
+	ip -n $ns_srv addr add $ip_srv/24 dev ttb1
+	ip -n $ns_cli link set ttb0 up
+	ip -n $ns_srv link set ttb1 up
+	local ns
+	for ns in $ns_cli $ns_srv $ns_lo; do
+		ip -n $ns link set lo up
+		tune_ns $ns || return 1
+	done
+	start_server $ns_srv $ip_srv || return 1
+	start_server $ns_lo 127.0.0.1 || return 1
+}
+
+start_server() {
+	local ready=$tmp/server.$1
+
+	ip netns exec "$1" "$crr" server -p $port -n $nports -w 4 "$2" \
+		>"$ready" &
+	pids+=($!)
+	for _ in $(seq 100); do
+		grep -q ready "$ready" && return 0
+		sleep 0.1
+	done
+	echo "bench: the server in $1 did not start" >&2
+	return 1
+}
+
+module_loaded() {
+	[ -d /sys/module/tcptrace ]
+}
+
+load() {
+	module_loaded && rmmod tcptrace
+	insmod "$ko" "$@"
+}
+
+unload() {
+	if module_loaded; then
+		rmmod tcptrace
+	fi
+}
+
+# ---- measurements --------------------------------------------------------
+
+# busy and total jiffies of all CPUs
+cpu_jiffies() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i;
+		print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# a field of tcptracectl stats --json, 0 without the module
+tt_stat() {
+	if module_loaded; then
+		"$tool" stats --json |
+			python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
+	else
+		echo 0
+	fi
+}
+
+# records and drops of the current tracer, so far: "records drops"
+counters() {
+	case $1 in
+	tcptrace*)
+		"$tool" stats --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(s["events"] - s["per_type"].get("lost", 0) + s["drops"], s["drops"])'
+		;;
+	ftrace)
+		# entries in the buffer + read + lost, per CPU
+		cat $T/per_cpu/cpu*/stats | awk '
+			/^entries:/ { r += $2 } /^read events:/ { r += $3 }
+			/^overrun:/ { d += $2 } /^dropped events:/ { d += $3 }
+			END { print r + d, d }'
+		;;
+	bpftrace)
+		local lost
+		lost=$(grep -ho 'Lost [0-9]* events' "$tmp/bt.out" "$tmp/bt.err" |
+			awk '{ s += $2 } END { print s + 0 }')
+		echo $(($(grep -c . "$tmp/bt.out") - 1 + lost)) "$lost"
+		;;
+	*)
+		echo 0 0
+		;;
+	esac
+}
+
+# measure ROUND COND LINK: one timed run of the client, appended to $runs
+measure() {
+	local round=$1 cond=$2 link=$3 ns addr res c0 c1 b0 t0 b1 t1
+	local r0 d0 r1 d1
+
+	if [ "$link" = veth ]; then
+		ns=$ns_cli addr=$ip_srv
+	else
+		ns=$ns_lo addr=127.0.0.1
+	fi
+	[ "$cond" = tcpdump ] && { start_tcpdump "$ns" "$link" || return; }
+	read -r r0 d0 < <(counters "$cond")
+	read -r b0 t0 < <(cpu_jiffies)
+	res=$(ip netns exec "$ns" "$crr" client -p $port -n $nports \
+		-P "$procs" -t "$secs" "$addr")
+	read -r b1 t1 < <(cpu_jiffies)
+	# let the tracers' readers catch up with the last events
+	sleep 0.5
+	if [ "$cond" = tcpdump ]; then
+		read -r r1 d1 < <(stop_tcpdump)
+		r0=0 d0=0
+	else
+		read -r r1 d1 < <(counters "$cond")
+	fi
+	c1=$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r.update(round=int(sys.argv[2]), cond=sys.argv[3], link=sys.argv[4],
+	 busy_jiffies=int(sys.argv[5]), total_jiffies=int(sys.argv[6]),
+	 records=int(sys.argv[7]), drops=int(sys.argv[8]))
+print(json.dumps(r))' "$res" "$round" "$cond" "$link" $((b1 - b0)) \
+		$((t1 - t0)) $((r1 - r0)) $((d1 - d0)))
+	echo "$c1" >>"$runs"
+	log "round $round $cond $link: $res records $((r1 - r0)) drops $((d1 - d0))"
+}
+
+# ---- the tracers ---------------------------------------------------------
+
+# start_reader [cat]: tcptracectl watch --json, or cat, reading
+reader_pid=
+start_reader() {
+	if [ "${1:-}" = cat ]; then
+		cat /dev/tcptrace >/dev/null 2>"$tmp/reader.err" &
+	else
+		"$tool" watch --json >/dev/null 2>"$tmp/reader.err" &
+	fi
+	reader_pid=$!
+	sleep 0.5
+}
+
+stop_reader() {
+	[ -n "$reader_pid" ] || return
+	# a background job of a script ignores SIGINT: cat would not stop
+	kill -TERM "$reader_pid" 2>/dev/null
+	wait "$reader_pid" 2>/dev/null
+	reader_pid=
+}
+
+ftrace_events="sock/inet_sock_set_state tcp/tcp_retransmit_skb
+tcp/tcp_retransmit_synack tcp/tcp_send_reset tcp/tcp_receive_reset
+tcp/tcp_destroy_sock"
+ftrace_pid=
+start_ftrace() {
+	local e
+
+	echo 0 >$T/tracing_on
+	echo >$T/trace
+	for e in $ftrace_events; do
+		echo 1 >"$T/events/$e/enable" || return 1
+	done
+	echo 1 >$T/tracing_on
+	cat $T/trace_pipe >/dev/null &
+	ftrace_pid=$!
+}
+
+stop_ftrace() {
+	local e
+
+	for e in $ftrace_events; do
+		echo 0 >"$T/events/$e/enable"
+	done
+	kill "$ftrace_pid" 2>/dev/null
+	wait "$ftrace_pid" 2>/dev/null
+	echo >$T/trace
+}
+
+bpftrace_prog='BEGIN { printf("ready\n"); }
+tracepoint:sock:inet_sock_set_state {
+	printf("%s %d %d %d %d %d\n", comm, args->protocol, args->oldstate,
+	       args->newstate, args->sport, args->dport);
+}'
+bpftrace_pid=
+bpftrace_skip=
+start_bpftrace() {
+	if ! command -v bpftrace >/dev/null; then
+		bpftrace_skip="bpftrace is not installed (scripts/deps.sh bench)"
+		return 1
+	fi
+	bpftrace -e "$bpftrace_prog" >"$tmp/bt.out" 2>"$tmp/bt.err" &
+	bpftrace_pid=$!
+	for _ in $(seq 1200); do
+		grep -q ready "$tmp/bt.out" && return 0
+		if ! kill -0 $bpftrace_pid 2>/dev/null; then
+			bpftrace_skip="bpftrace failed: $(head -c 300 "$tmp/bt.err" | tr '\n' ' ')"
+			return 1
+		fi
+		sleep 0.1
+	done
+	bpftrace_skip="bpftrace did not attach within 120 s"
+	kill $bpftrace_pid
+	return 1
+}
+
+stop_bpftrace() {
+	kill -INT "$bpftrace_pid" 2>/dev/null
+	wait "$bpftrace_pid" 2>/dev/null
+}
+
+tcpdump_pid=
+start_tcpdump() {
+	local ns=$1 dev=ttb0
+
+	[ "$2" = lo ] && dev=lo
+	ip netns exec "$ns" tcpdump -i $dev -n -w /dev/null \
+		'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' \
+		2>"$tmp/td.err" &
+	tcpdump_pid=$!
+	for _ in $(seq 300); do
+		grep -q 'listening on' "$tmp/td.err" && return 0
+		kill -0 $tcpdump_pid 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "bench: tcpdump did not start: $(cat "$tmp/td.err")" >&2
+	return 1
+}
+
+# prints "captured dropped"
+stop_tcpdump() {
+	kill -INT "$tcpdump_pid" 2>/dev/null
+	wait "$tcpdump_pid" 2>/dev/null
+	awk '/packets captured/ { c = $1 } /dropped by kernel/ { d = $1 }
+		END { print c + 0, d + 0 }' "$tmp/td.err"
+}
+
+# cond_start COND: 0 when COND can run now
+cond_start() {
+	case $1 in
+	baseline | ftrace | bpftrace | tcpdump) unload ;;
+	esac
+	case $1 in
+	baseline | tcpdump) return 0 ;;
+	tcptrace)
+		module_loaded || load
+		stop_reader
+		"$tool" clear
+		;;
+	tcptrace+reader)
+		module_loaded || load
+		"$tool" clear
+		start_reader
+		;;
+	tcptrace+cat)
+		module_loaded || load
+		"$tool" clear
+		start_reader cat
+		;;
+	ftrace) start_ftrace ;;
+	bpftrace) [ -z "$bpftrace_skip" ] && start_bpftrace ;;
+	*) echo "bench: unknown condition $1" >&2; return 1 ;;
+	esac
+}
+
+cond_stop() {
+	case $1 in
+	tcptrace+reader | tcptrace+cat) stop_reader ;;
+	ftrace) stop_ftrace ;;
+	bpftrace) stop_bpftrace ;;
+	esac
+}
+
+# ---- part 1 --------------------------------------------------------------
+
+part1() {
+	local round cond link
+
+	log "warm-up"
+	unload
+	for link in veth lo; do
+		ip netns exec $ns_cli "$crr" client -p $port -n $nports -P "$procs" \
+			-t 2 $ip_srv >/dev/null
+		ip netns exec $ns_lo "$crr" client -p $port -n $nports -P "$procs" \
+			-t 2 127.0.0.1 >/dev/null
+	done
+	for round in $(seq "$rounds"); do
+		for cond in $conds; do
+			if ! cond_start "$cond"; then
+				log "round $round $cond: skipped: ${bpftrace_skip:-start failed}"
+				continue
+			fi
+			for link in veth lo; do
+				measure "$round" "$cond" "$link"
+			done
+			cond_stop "$cond"
+		done
+	done
+	unload
+}
+
+# ---- part 2 --------------------------------------------------------------
+
+# loss BUF_RECORDS: the ramp with a reader, one line per step in $extra
+loss() {
+	local buf=$1 p res e0 d0 e1 d1
+
+	load buf_records="$buf"
+	start_reader
+	for p in 1 2 4 8 16; do
+		read -r e0 d0 < <(counters tcptrace)
+		res=$(ip netns exec $ns_cli "$crr" client -p $port -n $nports \
+			-P "$p" -t "$secs" $ip_srv)
+		sleep 0.5
+		read -r e1 d1 < <(counters tcptrace)
+		log "loss buf_records=$buf procs=$p: $res records $((e1 - e0)) drops $((d1 - d0))"
+		python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r.update(part="loss", buf_records=int(sys.argv[2]), procs=int(sys.argv[3]),
+	 records=int(sys.argv[4]), drops=int(sys.argv[5]))
+print(json.dumps(r))' "$res" "$buf" "$p" $((e1 - e0)) $((d1 - d0)) >>"$extra"
+	done
+	stop_reader
+	unload
+}
+
+# ---- part 3 --------------------------------------------------------------
+
+# fill SECONDS: connections with no reader, then the records queued
+fill() {
+	ip netns exec $ns_cli "$crr" client -p $port -n $nports -P "$procs" \
+		-t "$1" $ip_srv >/dev/null
+	tt_stat queued
+}
+
+readbench() {
+	local q n b res t0 t1
+
+	load buf_records=32768
+	q=$(fill $((secs * 2)))
+	log "read(): $q records queued"
+	# one record per read(), tcptracectl's 128 KiB, then 4 MiB for the rest
+	n=$(((q - 2048) / 2 / 1024 * 1024))
+	for b in 128:2048 131072:$n 4194304:$q; do
+		res=$("$readtp" -b ${b%%:*} -n ${b##*:})
+		log "read() buffer ${b%%:*}: $res"
+		echo "$res" | python3 -c '
+import json, sys
+r = json.load(sys.stdin); r.update(part="read", reader="readtp")
+print(json.dumps(r))' >>"$extra"
+	done
+	# through the tool that formats every record as JSON
+	q=$(fill "$secs")
+	t0=$(date +%s.%N)
+	"$tool" watch --json -c "$q" >/dev/null
+	t1=$(date +%s.%N)
+	python3 -c '
+import json, sys
+n, t = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2])
+print(json.dumps(dict(part="read", reader="tcptracectl watch --json",
+		      bufsize=131072, records=n, secs=round(t, 4),
+		      rate=round(n / t))))' "$q" "$t0" "$t1" >>"$extra"
+	log "tcptracectl watch --json: $q records in $(echo "$t1 - $t0" | bc) s"
+	unload
+}
+
+# ---- part 4 --------------------------------------------------------------
+
+memory() {
+	local at_rest under_load
+
+	load
+	at_rest=$("$tool" stats --json)
+	ip netns exec $ns_cli "$crr" client -p $port -n $nports -P "$procs" \
+		-t "$secs" $ip_srv >/dev/null
+	under_load=$("$tool" stats --json)
+	python3 -c '
+import json, sys
+print(json.dumps(dict(part="memory", at_rest=json.loads(sys.argv[1]),
+		      under_load=json.loads(sys.argv[2]))))' \
+		"$at_rest" "$under_load" >>"$extra"
+	"$tool" stats >&2
+	unload
+}
+
+# ---- profile -------------------------------------------------------------
+
+# profile COND [LINK]: perf record -a during one run of COND, then the top
+# of perf report (software clock: TCG has no hardware counters)
+profile() {
+	local cond=$1 link=${2:-veth} ns=$ns_cli addr=$ip_srv
+
+	[ "$link" = lo ] && ns=$ns_lo addr=127.0.0.1
+	cond_start "$cond" || return 1
+	[ "$cond" = tcpdump ] && { start_tcpdump "$ns" "$link" || return 1; }
+	perf stat -a -e context-switches,cpu-migrations,irq_vectors:call_function_single_entry,irq_vectors:irq_work_entry,irq_vectors:reschedule_entry,syscalls:sys_enter_read,syscalls:sys_enter_ppoll \
+		-o "$tmp/perf.stat" -- ip netns exec "$ns" "$crr" client -p $port \
+		-n $nports -P "$procs" -t "$secs" "$addr"
+	cat "$tmp/perf.stat"
+	perf record -q -a -g -e cpu-clock -F 499 -o "$tmp/perf.data" -- \
+		ip netns exec "$ns" "$crr" client -p $port -n $nports \
+		-P "$procs" -t "$secs" "$addr"
+	[ "$cond" = tcpdump ] && stop_tcpdump >/dev/null
+	cond_stop "$cond"
+	echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	perf report -i "$tmp/perf.data" --no-children --sort comm --stdio \
+		-g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -12
+	perf report -i "$tmp/perf.data" --no-children --sort dso,sym \
+		--comm tcptracectl,cat --stdio -g none 2>/dev/null |
+		grep -v '^$' | grep -v '^#' | head -25
+	perf report -i "$tmp/perf.data" --no-children --sort sym --stdio \
+		-g none 2>/dev/null | grep -E ' tt_| read_hpet| memset' | head -20
+	perf report -i "$tmp/perf.data" --no-children --sort comm,dso,sym \
+		--stdio -g none 2>/dev/null | grep -v '^$' | head -${BENCH_PROFILE_LINES:-60}
+	unload
+}
+
+# ---- main ----------------------------------------------------------------
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	setup || exit 1
+	for c in $BENCH_PROFILE; do
+		echo "==== profile $c"
+		profile "$c"
+	done
+	exit 0
+fi
+
+was_loaded=0
+module_loaded && was_loaded=1
+setup || exit 1
+start=$(date +%s)
+part1
+[ "${BENCH_LOSS:-1}" = 1 ] && for b in 4096 65536; do loss $b; done
+[ "${BENCH_READ:-1}" = 1 ] && readbench
+memory
+[ "$was_loaded" = 1 ] && load
+log "took $(($(date +%s) - start)) s"
+
+python3 "$here/report.py" --runs "$runs" --extra "$extra" \
+	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"bpftrace_skip":"%s","date":"%s"}' \
+		"$(uname -r)" "$(nproc)" "$rounds" "$secs" "$procs" \
+		"${bpftrace_skip//\"/\'}" "$(date -u +%FT%TZ)")" \
+	--out "$out"

@@ -36,6 +36,7 @@ run() {
 
 run lint scripts/lint.sh
 run tool make -s -C userspace test
+run install scripts/install-test.sh
 run selftests selftests/vm/run --timeout "${TCPTRACE_VM_TIMEOUT:-3000}" -- \
 	selftests/run_all.sh
 

@@ -5,19 +5,42 @@
 # installed are not touched.  As root it runs apt-get; otherwise it prints
 # the command to run and fails.
 #
-# usage: scripts/deps.sh [build|vm|all]   (default: all)
+# usage: scripts/deps.sh [build|vm|all|bench|install|debug|fuzz]   (default: all)
+#
+# install: what make check-install, make dkms-install and the metrics test
+# need on top of all: dkms, promtool (prometheus), curl, man page linters
+# (mandoc, groff, man-db), openssl (a throwaway signing key), bash-completion.
+#
+# bench: what make bench needs on top of all: bpftrace (one of the tracers
+# it compares) and linux-perf (perf, to profile in the guest).
+#
+# debug: what make check-debug needs on top of all to build a kernel from
+# linux-source-6.1: flex, bison, bc, libelf-dev, libssl-dev (no dwarves:
+# the debug kernel has no BTF).
+#
+# fuzz: what make fuzz needs on top of build: clang with libFuzzer and the
+# sanitizer runtimes (libclang-rt-dev), llvm (llvm-symbolizer).
 set -euo pipefail
 
 build_pkgs=(make gcc libc6-dev linux-headers-amd64 linux-source-6.1 sparse
 	    xz-utils perl python3 pkg-config libpcap-dev libjansson-dev)
 vm_pkgs=(qemu-system-x86 busybox-static linux-image-amd64 cpio kmod
 	 iproute2 nftables tcpdump procps tshark)
+bench_pkgs=(bpftrace linux-perf)
+debug_pkgs=(flex bison bc libelf-dev libssl-dev)
+install_pkgs=(dkms prometheus curl mandoc groff-base man-db kmod openssl
+	      bash-completion)
+fuzz_pkgs=(clang llvm libclang-rt-dev)
 
 case "${1:-all}" in
 build) want=("${build_pkgs[@]}") ;;
 vm) want=("${vm_pkgs[@]}") ;;
 all) want=("${build_pkgs[@]}" "${vm_pkgs[@]}") ;;
-*) echo "usage: $0 [build|vm|all]" >&2; exit 2 ;;
+bench) want=("${build_pkgs[@]}" "${vm_pkgs[@]}" "${bench_pkgs[@]}") ;;
+install) want=("${build_pkgs[@]}" "${vm_pkgs[@]}" "${install_pkgs[@]}") ;;
+debug) want=("${build_pkgs[@]}" "${vm_pkgs[@]}" "${debug_pkgs[@]}") ;;
+fuzz) want=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+*) echo "usage: $0 [build|vm|all|bench|install|debug|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

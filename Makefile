@@ -6,6 +6,14 @@
 #   make            build module/tcptrace.ko, userspace/tcptracectl, selftests
 #   make demo       boot the guest, trace real connections, show them
 #   make check      static checks, tool tests, then every selftest in the guest
+#   make stress     the long stress and fault tests in the guest
+#                   (selftests/stress.sh): STRESS_ROUNDS (200) reloads under
+#                   traffic with a reader killed in read/poll, STRESS_NETNS
+#                   (1000) namespaces made and destroyed while tracing,
+#                   STRESS_SECS (180) of ring overflow under a slow reader,
+#                   STRESS_CONNS (100000) connections against the ACK table
+#                   and STRESS_CYCLES (100) load/unload cycles with Slab
+#                   compared; STRESS_TIMEOUT (7200) limits the guest
 #   make lint       W=1, sparse (C=2) and checkpatch --strict on the module
 #   make deps       install the Debian packages needed (as root)
 #   make bench      measure tcptrace's cost against no tracer, ftrace,
@@ -26,9 +34,13 @@
 #                   package sources offer, installing them (scripts/kernels.sh)
 #   make check-install  the install, DKMS, signing, man page and completion
 #                   checks of make check (scripts/install-test.sh)
-#   make check-debug    build a debug kernel (KASAN, lockdep, kmemleak, UBSAN)
-#                   from linux-source-6.1, once, and run a smoke subset of the
-#                   selftests and stress tests under it (scripts/check-debug.sh)
+#   make check-debug    the module under a debug kernel: Debian's
+#                   linux-source-6.1 built with KASAN, lockdep, kmemleak,
+#                   UBSAN bounds and atomic-sleep checks (once, about 20
+#                   minutes on 2 cores, then cached), booted in the guest for
+#                   a smoke subset of the selftests and stress tests and two
+#                   kmemleak scans (about 20 minutes); fails on any report
+#                   of the checkers (scripts/check-debug.sh)
 #   make fuzz       fuzz tcptracectl's record decoder (-i) and JSON reader (-r)
 #                   with libFuzzer, ASan and UBSan, FUZZ_SECONDS (default 60)
 #                   each, from seeds made of real records; fails on any crash
@@ -57,7 +69,7 @@ VMRUN = $(VMENV) selftests/vm/run
 
 .PHONY: all deps build module tool selftests lint check demo clean help bench
 .PHONY: install uninstall dkms-install dkms-remove sign kernels check-install
-.PHONY: check-debug fuzz
+.PHONY: check-debug fuzz stress
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -108,6 +120,15 @@ bench:
 		$(BENCH_VARS) bench/run.sh
 	@if [ -s bench/.results.json ]; then mv bench/.results.json $(BENCH_OUT) && \
 		echo "results: $(BENCH_OUT)"; fi
+
+# the knobs of selftests/stress.sh, passed to the guest when set
+STRESS_TIMEOUT ?= 7200
+STRESS_VARS = $(foreach v,STRESS_ROUNDS STRESS_NETNS STRESS_PAR STRESS_SECS \
+	STRESS_CONNS STRESS_CYCLES STRESS_SLAB_TOL_KB STRESS_TESTS,$(if $($(v)),$(v)='$($(v))'))
+
+stress: deps
+	@$(MAKE) --no-print-directory build
+	$(VMRUN) --timeout $(STRESS_TIMEOUT) -- env $(STRESS_VARS) selftests/stress.sh
 
 # ---- installing -----------------------------------------------------------
 PREFIX ?= /usr/local

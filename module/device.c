@@ -107,6 +107,8 @@ static long tt_dev_ioctl(struct file *file, unsigned int cmd,
 		tt_ring_stats(&st);
 		return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
 	case TCPTRACE_IOC_CLEAR:
+		if (arg)
+			return -EINVAL;
 		tt_ring_clear();
 		return 0;
 	default:

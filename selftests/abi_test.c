@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,6 +140,97 @@ TEST_F(abi, unknown_ioctl)
 	ASSERT_EQ(-1, ioctl(self->c.dev, _IOW(TCPTRACE_IOC_MAGIC, 3, __u32),
 			    &v));
 	ASSERT_EQ(ENOTTY, errno);
+}
+
+/* An address in the kernel's half: never the caller's memory. */
+#define KERNEL_PTR	((void *)0xffffffff81000000UL)
+
+/*
+ * Every ioctl and read() given memory the caller cannot write fails with
+ * EFAULT, and changes nothing: the counters stay, and queued records stay
+ * queued.  CLEAR's reserved argument must be 0: EINVAL, nothing cleared.
+ */
+TEST_F(abi, bad_user_memory)
+{
+	struct tcptrace_stats before, st;
+	struct tcptrace_record r;
+	long page = sysconf(_SC_PAGESIZE);
+	void *bad[3];
+	char *map, *ro, *edge;
+	size_t i, n;
+	ssize_t got;
+	__u32 v;
+
+	/* two pages: the first writable, the second read-only */
+	map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ro = map + page;
+	ASSERT_EQ(0, mprotect(ro, page, PROT_READ));
+	bad[0] = NULL;
+	bad[1] = ro;
+	bad[2] = KERNEL_PTR;
+
+	ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &before));
+	ASSERT_LT(2, before.queued);
+
+	for (i = 0; i < 3; i++) {
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_VERSION, bad[i]));
+		EXPECT_EQ(EFAULT, errno) TH_LOG("VERSION, pointer %zu", i);
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_STATS, bad[i]));
+		EXPECT_EQ(EFAULT, errno) TH_LOG("STATS, pointer %zu", i);
+		errno = 0;
+		EXPECT_EQ(-1, read(self->c.dev, bad[i], sizeof(r)));
+		EXPECT_EQ(EFAULT, errno) TH_LOG("read, pointer %zu", i);
+	}
+	/* a stats structure and a __u32 that run into the read-only page */
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_STATS,
+			    ro - sizeof(st) / 2));
+	EXPECT_EQ(EFAULT, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_VERSION, ro - 2));
+	EXPECT_EQ(EFAULT, errno);
+	/* CLEAR with a non-zero argument */
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_CLEAR, 1UL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_CLEAR, KERNEL_PTR));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* nothing changed */
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+	EXPECT_EQ(before.events, st.events);
+	EXPECT_EQ(before.drops, st.drops);
+	EXPECT_EQ(before.queued, st.queued);
+	EXPECT_EQ(0, memcmp(before.per_type, st.per_type,
+			    sizeof(st.per_type)));
+	ASSERT_EQ(0, ioctl(self->c.dev, TCPTRACE_IOC_VERSION, &v));
+	EXPECT_EQ(TCPTRACE_ABI_VERSION, v);
+
+	/*
+	 * Room for one record before the read-only page and a count of two:
+	 * the first is copied and returned, the second stays queued.
+	 */
+	edge = ro - sizeof(r);
+	got = read(self->c.dev, edge, 2 * sizeof(r));
+	ASSERT_EQ((ssize_t)sizeof(r), got);
+	ASSERT_EQ(sizeof(r), ((struct tcptrace_record *)edge)->len);
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+	EXPECT_EQ(before.queued - 1, st.queued);
+	EXPECT_EQ(before.events, st.events);
+
+	/* and every other record is still there, in order */
+	ASSERT_EQ(0, fcntl(self->c.dev, F_SETFL, O_NONBLOCK));
+	for (n = 0; read(self->c.dev, &r, sizeof(r)) == sizeof(r); n++)
+		;
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_EQ(before.queued - 1, n);
+	munmap(map, 2 * page);
 }
 
 TEST_F(abi, stats)
@@ -290,7 +382,7 @@ TEST_F(abi, one_reader)
 	ASSERT_EQ(1, poll(&pfd, 1, 0));
 	ASSERT_EQ(POLLERR, pfd.revents & (POLLIN | POLLERR));
 	ASSERT_EQ(0, ioctl(a, TCPTRACE_IOC_STATS, &st));
-	ASSERT_EQ(0, ioctl(a, TCPTRACE_IOC_CLEAR));
+	ASSERT_EQ(0, ioctl(a, TCPTRACE_IOC_CLEAR, 0UL));
 
 	/* closing the reader frees the place for a */
 	close(b);

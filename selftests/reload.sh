@@ -1,53 +1,44 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# rmmod/insmod tcptrace ROUNDS times (default 20) while connections run
-# without a pause in a namespace of their own and a reader has the device
-# open.  Each round: insmod, start a reader (tcptracectl watch, or cat when
-# the tool is not built, and cat every other round), check that rmmod is
-# refused while the device is open, kill the reader (SIGTERM or SIGKILL),
-# rmmod.  Kernel warnings are caught by the machine running the test (the
-# VM harness checks dmesg); the taint flags are checked here at the end.
+# rmmod/insmod tcptrace ROUNDS times (default 20; make stress: 200) while
+# connections run without a pause in a namespace of their own and a reader
+# has the device open.  Each round: insmod, start a reader, check that
+# rmmod is refused while the device is open, let it read for a random time
+# (0-2 s), wait until it sleeps inside its read(2) or poll(2) on the device
+# (/proc/PID/syscall), kill it there, rmmod.  The readers take turns:
+#   - cat: a blocking read(2);
+#   - poll: python3 in poll(2) (select.poll) on a non-blocking open, then
+#     reads what poll(2) announced;
+#   - watch: tcptracectl watch, in ppoll(2);
+# each killed with SIGTERM and with SIGKILL (6 rounds make every pair).
+# At the end: the traffic ran through, the kernel logged no WARNING, BUG or
+# Oops since the start, and is not tainted but O/E.
 #
-# Needs root.  TCPTRACE_KO: the module (default ../module/tcptrace.ko).
-# Prints TAP; exits non-zero when a round failed.
+# Needs root and python3.  TCPTRACE_KO: the module (default
+# ../module/tcptrace.ko).  Leaves it loaded when it was.  Prints TAP; exits
+# non-zero when a round failed.
 
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-ko=${TCPTRACE_KO:-$repo/module/tcptrace.ko}
-tool=$repo/userspace/tcptracectl
+# shellcheck source=selftests/lib.sh
+. "$here/lib.sh"
+
 rounds=${ROUNDS:-20}
 ns=tt_reload_$$
 tmp=$(mktemp -d)
-traffic_pid=
 reader_pid=
 was_loaded=0
-pass=0
-fail=0
-n=0
-
-ok() {
-	n=$((n + 1))
-	pass=$((pass + 1))
-	echo "ok $n $*"
-}
-
-not_ok() {
-	n=$((n + 1))
-	fail=$((fail + 1))
-	echo "not ok $n $*"
-}
-
-module_loaded() {
-	[ -d /sys/module/tcptrace ]
-}
+# the syscalls (x86_64 numbers) a reader sleeps in
+sys_read=0
+sys_poll=7
+sys_ppoll=271
 
 cleanup() {
 	# not waited for: it may be stuck for good
 	[ -n "$reader_pid" ] && kill -KILL "$reader_pid" 2>/dev/null
-	[ -n "$traffic_pid" ] && kill -TERM "$traffic_pid" 2>/dev/null && wait "$traffic_pid" 2>/dev/null
+	traffic_stop
 	ip netns del "$ns" 2>/dev/null
 	rm -rf "$tmp"
 	# leave the module as the tests found it (with default parameters)
@@ -57,104 +48,62 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "TAP version 13"
-echo "1..$((rounds + 2))"
-
-if [ "$(id -u)" != 0 ]; then
-	echo "# SKIP: needs root"
-	echo "# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:1 error:0"
-	exit 4
-fi
-if [ ! -r "$ko" ]; then
-	echo "Bail out! $ko not found (build it, or set TCPTRACE_KO)"
-	echo "# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0"
-	exit 1
-fi
+tap_start
+need_root
+plan $((rounds + 3))
+[ -r "$ko" ] || bail "$ko not found (build it, or set TCPTRACE_KO)"
 module_loaded && was_loaded=1
+dmesg_mark
 
-# Connections over loopback, IPv4 and IPv6, as fast as they go, for at most
-# 10 minutes; each one a whole handshake and teardown.
-ip netns add "$ns" || exit 1
+ip netns add "$ns" || bail "ip netns add $ns failed"
 ip -n "$ns" link set lo up
-ip netns exec "$ns" python3 -c '
-import socket, time
-end = time.monotonic() + 600
-ls = []
-for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-    l = socket.socket(fam, socket.SOCK_STREAM)
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((addr, 7000))
-    l.listen(64)
-    ls.append((fam, addr, l))
-while time.monotonic() < end:
-    for fam, addr, l in ls:
-        c = socket.create_connection((addr, 7000))
-        a, _ = l.accept()
-        c.sendall(b"x")
-        a.recv(1)
-        c.close()
-        a.recv(1)
-        a.close()
-' &
-traffic_pid=$!
+# long enough for the slowest round (20 s), then it stops by itself
+traffic_start "$ns" 7000 $((rounds * 20 + 120))
 
-# Shows where a task is stuck: its kernel stack and the kernel's last words.
-show_stuck() {
-	echo "# $2 (pid $1) is stuck; its kernel stack:"
-	sed 's/^/#   /' "/proc/$1/stack" 2>/dev/null
-	dmesg | tail -20 | sed 's/^/#   /'
-}
+# The reader in poll(2): a non-blocking open, poll, then one read of what
+# came; POLLERR (not the reader) ends it.
+poll_reader='
+import os, select, sys
+fd = os.open("/dev/tcptrace", os.O_RDONLY | os.O_NONBLOCK)
+p = select.poll()
+p.register(fd, select.POLLIN)
+while True:
+    for _, ev in p.poll():
+        if ev & select.POLLERR:
+            sys.exit("POLLERR")
+        try:
+            data = os.read(fd, 128 * 64)
+        except BlockingIOError:
+            continue
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+'
 
-# Runs a module command with a time limit; a hang is a failure.
-modcmd() {
-	local pid tries=200
+# in_syscall PID NR...: waits up to 5 s until task PID sleeps in one of
+# the syscalls NR; prints the syscall and the task's wchan then.
+in_syscall() {
+	local pid=$1 tries=100 nr wchan want
 
-	"$@" 2>/dev/null &
-	pid=$!
-	while kill -0 "$pid" 2>/dev/null && [ "$tries" -gt 0 ]; do
-		sleep 0.1
-		tries=$((tries - 1))
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		show_stuck "$pid" "$*"
-		return 99
-	fi
-	wait "$pid"
-}
-
-rmmod_retry() {
-	local tries=50 ret
-
+	shift
 	while [ "$tries" -gt 0 ]; do
-		modcmd rmmod tcptrace
-		ret=$?
-		[ "$ret" = 0 ] && return 0
-		[ "$ret" = 99 ] && return 1
-		sleep 0.1
+		nr=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null)
+		wchan=$(cat "/proc/$pid/wchan" 2>/dev/null)
+		for want in "$@"; do
+			if [ "$nr" = "$want" ]; then
+				echo "syscall $nr, wchan $wchan"
+				return 0
+			fi
+		done
+		sleep 0.05
 		tries=$((tries - 1))
 	done
+	echo "syscall ${nr:-?}, wchan ${wchan:-?}"
 	return 1
-}
-
-# Waits up to 10 s for a killed reader to go away.
-reap() {
-	local tries=100
-
-	while [ -d "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ] &&
-	      [ "$tries" -gt 0 ]; do
-		sleep 0.1
-		tries=$((tries - 1))
-	done
-	if [ "$tries" = 0 ]; then
-		show_stuck "$1" "$2"
-		return 1
-	fi
-	wait "$1" 2>/dev/null
-	return 0
 }
 
 module_loaded && { rmmod_retry || echo "# could not unload tcptrace"; }
 
+kills_in=0
 for round in $(seq "$rounds"); do
 	out=$tmp/out.$round
 	why=
@@ -162,15 +111,33 @@ for round in $(seq "$rounds"); do
 		not_ok "round $round: insmod failed"
 		continue
 	fi
-	if [ -x "$tool" ] && [ $((round % 2)) = 1 ]; then
-		reader="tcptracectl watch"
-		"$tool" watch >"$out" 2>"$out.err" &
+	kind=$(((round - 1) % 3))
+	if [ $((((round - 1) / 3) % 2)) = 0 ]; then
 		sig=TERM
 	else
-		reader="cat"
-		cat /dev/tcptrace >"$out" 2>"$out.err" &
 		sig=KILL
 	fi
+	if [ "$kind" = 2 ] && [ ! -x "$tool" ]; then
+		kind=0
+	fi
+	case $kind in
+	0)
+		reader="cat"
+		calls=$sys_read
+		cat /dev/tcptrace >"$out" 2>"$out.err" &
+		;;
+	1)
+		reader="poll"
+		# glibc's poll() may be ppoll(2)
+		calls="$sys_poll $sys_ppoll"
+		python3 -c "$poll_reader" >"$out" 2>"$out.err" &
+		;;
+	2)
+		reader="tcptracectl watch"
+		calls=$sys_ppoll
+		"$tool" watch >"$out" 2>"$out.err" &
+		;;
+	esac
 	reader_pid=$!
 	# give the reader time to start and get records (slow under emulation)
 	for _ in $(seq 100); do
@@ -183,6 +150,14 @@ for round in $(seq "$rounds"); do
 	fi
 	if modcmd rmmod tcptrace; then
 		why="$why; rmmod succeeded while $reader had the device open"
+	fi
+	delay=$((RANDOM % 2000))
+	sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
+	# shellcheck disable=SC2086
+	if where=$(in_syscall "$reader_pid" $calls); then
+		kills_in=$((kills_in + 1))
+	else
+		why="$why; $reader not seen inside its syscall ($calls) to be killed: $where"
 	fi
 	kill -"$sig" "$reader_pid" 2>/dev/null
 	if ! reap "$reader_pid" "$reader"; then
@@ -199,30 +174,23 @@ for round in $(seq "$rounds"); do
 	size=$(stat -c %s "$out")
 	if [ "$size" -eq 0 ]; then
 		why="$why; $reader read nothing under traffic"
-	elif [ "$reader" = cat ] && [ $((size % 128)) != 0 ]; then
-		why="$why; cat read $size bytes, not whole 128-byte records"
+	elif [ "$reader" != "tcptracectl watch" ] && [ $((size % 128)) != 0 ]; then
+		why="$why; $reader read $size bytes, not whole 128-byte records"
 	fi
 	if [ -n "$why" ]; then
-		not_ok "round $round ($reader, SIG$sig) ${why#; }"
+		not_ok "round $round ($reader, SIG$sig after ${delay} ms) ${why#; }"
 	else
-		ok "round $round ($reader, SIG$sig, $size bytes)"
+		ok "round $round ($reader, SIG$sig after ${delay} ms in $where, $size bytes)"
 	fi
+	rm -f "$out" "$out.err"
 done
+echo "# $kills_in of $rounds readers killed inside read(2)/poll(2)/ppoll(2)"
 
 if kill -0 "$traffic_pid" 2>/dev/null; then
 	ok "traffic kept running through the reloads"
 else
 	not_ok "traffic generator died"
 fi
-
-taint=$(cat /proc/sys/kernel/tainted)
-# O (out-of-tree, 4096) and E (unsigned, 8192) are expected
-if [ $((taint & ~(4096 | 8192))) = 0 ]; then
-	ok "kernel not tainted (tainted=$taint)"
-else
-	not_ok "kernel tainted: $taint"
-	dmesg | tail -40 | sed 's/^/# /'
-fi
-
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" = 0 ]
+dmesg_check
+taint_check
+finish

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -405,7 +406,7 @@ int tt_dev_open(int flags)
 
 int tt_dev_clear(int fd)
 {
-	return ioctl(fd, TCPTRACE_IOC_CLEAR) ? -errno : 0;
+	return ioctl(fd, TCPTRACE_IOC_CLEAR, 0UL) ? -errno : 0;
 }
 
 int tt_dev_stats(int fd, struct tcptrace_stats *st)
@@ -1046,4 +1047,24 @@ size_t tt_find_type(const struct tt_recs *o, int type, size_t *idx,
 		if (o->r[i].type == type && n < max)
 			idx[n++] = i;
 	return n;
+}
+
+/*
+ * The kselftest harness (6.1) limits each test with alarm(timeout).  Under
+ * a slow kernel (make check-debug: KASAN, lockdep and kmemleak, emulated),
+ * the limits are TCPTRACE_TIMEOUT_SCALE times longer: the test programs
+ * get this alarm() in place of libc's.
+ */
+unsigned int alarm(unsigned int seconds)
+{
+	const char *env = getenv("TCPTRACE_TIMEOUT_SCALE");
+	unsigned long scale = env ? strtoul(env, NULL, 10) : 1;
+	struct itimerval it = { 0 }, old;
+
+	if (scale < 1 || scale > 100)
+		scale = 1;
+	it.it_value.tv_sec = (time_t)seconds * scale;
+	if (setitimer(ITIMER_REAL, &it, &old))
+		return 0;
+	return old.it_value.tv_sec + (old.it_value.tv_usec >= 500000);
 }

@@ -16,8 +16,8 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
-tool=$repo/userspace/tcptracectl
+# shellcheck source=selftests/lib.sh
+. "$here/lib.sh"
 unset TCPTRACE_SYSCTL_ROOT
 
 nsa=tt_tune_a_$$
@@ -27,48 +27,10 @@ sleeper=
 rc=''
 out=''
 err=''
-pass=0
-fail=0
-n=0
 
 knobs="net/ipv4/tcp_synack_retries net/ipv4/tcp_syn_retries net/core/somaxconn
 net/ipv4/tcp_max_syn_backlog net/ipv4/tcp_abort_on_overflow
 net/ipv4/tcp_syncookies net/ipv4/tcp_fin_timeout"
-
-ok() {
-	n=$((n + 1))
-	pass=$((pass + 1))
-	echo "ok $n - $*"
-}
-
-not_ok() {
-	n=$((n + 1))
-	fail=$((fail + 1))
-	echo "not ok $n - $*"
-}
-
-# check DESC COMMAND...: one case, passed when COMMAND succeeds.
-check() {
-	local desc=$1
-
-	shift
-	if "$@"; then
-		ok "$desc"
-	else
-		not_ok "$desc"
-	fi
-}
-
-# same DESC GOT EXPECTED: one case, passed when GOT is EXPECTED.
-same() {
-	if [ "$2" = "$3" ]; then
-		ok "$1"
-	else
-		not_ok "$1"
-		printf '%s\n' "$2" | sed 's/^/#   got:      /'
-		printf '%s\n' "$3" | sed 's/^/#   expected: /'
-	fi
-}
 
 # expect DESC RC OUT ERR: one case, passed when the last tool run exited
 # with RC and printed OUT on stdout and ERR on stderr (whole texts).
@@ -128,29 +90,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-finish() {
-	echo "1..$n"
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-	[ "$fail" = 0 ]
-	exit
-}
-
-echo "TAP version 13"
-if [ "$(id -u)" != 0 ]; then
-	echo "Bail out! needs root (run it in the VM: selftests/vm/run -- selftests/tune_test.sh)"
-	fail=1
-	finish
-fi
-if [ ! -x "$tool" ]; then
-	echo "Bail out! $tool not found (make -C userspace)"
-	fail=1
-	finish
-fi
-if ! ip netns add "$nsa" || ! ip netns add "$nsb"; then
-	echo "Bail out! ip netns add failed"
-	fail=1
-	finish
-fi
+tap_start
+[ "$(id -u)" = 0 ] ||
+	bail "needs root (run it in the VM: selftests/vm/run -- selftests/tune_test.sh)"
+[ -x "$tool" ] || bail "$tool not found (make -C userspace)"
+ip netns add "$nsa" && ip netns add "$nsb" || bail "ip netns add failed"
 
 init0=$(values "")
 a0=$(values "$nsa")

@@ -186,51 +186,109 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* Writes s[0..n) as a JSON string; invalid UTF-8 becomes U+FFFD. */
-void json_text(FILE *out, const char *s, size_t n)
+/*
+ * JSON is built in memory and written once per line: a reader keeping up
+ * with thousands of records a second spends its time here, and stdio's
+ * per-call cost was most of it.  Every put_*() returns the new end.
+ */
+static char *put_mem(char *p, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, l;
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* a string literal */
+#define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char b[24], *q = b + sizeof(b);
+
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return put_mem(p, q, (size_t)(b + sizeof(b) - q));
+}
+
+/*
+ * s[0..n) escaped for a JSON string, invalid UTF-8 as U+FFFD; p has room
+ * for 6 * n bytes.
+ */
+static char *put_text_body(char *p, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, l;
 
 	/* the common case: printable ASCII with nothing to escape */
 	for (i = 0; i < n; i++)
-		if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '\\')
+		if (u[i] < 0x20 || u[i] >= 0x7f || u[i] == '"' ||
+		    u[i] == '\\')
 			break;
-	if (i == n) {
-		fputc_unlocked('"', out);
-		fwrite_unlocked(s, 1, n, out);
-		fputc_unlocked('"', out);
-		return;
-	}
-	i = 0;
-	fputc('"', out);
+	p = put_mem(p, s, i);
 	while (i < n) {
-		unsigned char c = p[i];
+		unsigned char c = u[i];
 
 		switch (c) {
-		case '"':  fputs("\\\"", out); break;
-		case '\\': fputs("\\\\", out); break;
-		case '\b': fputs("\\b", out); break;
-		case '\f': fputs("\\f", out); break;
-		case '\n': fputs("\\n", out); break;
-		case '\r': fputs("\\r", out); break;
-		case '\t': fputs("\\t", out); break;
+		case '"':  p = put_lit(p, "\\\""); break;
+		case '\\': p = put_lit(p, "\\\\"); break;
+		case '\b': p = put_lit(p, "\\b"); break;
+		case '\f': p = put_lit(p, "\\f"); break;
+		case '\n': p = put_lit(p, "\\n"); break;
+		case '\r': p = put_lit(p, "\\r"); break;
+		case '\t': p = put_lit(p, "\\t"); break;
 		default:
 			if (c < 0x20 || c == 0x7f) {
-				fprintf(out, "\\u%04x", c);
+				p = put_lit(p, "\\u00");
+				*p++ = hex[c >> 4];
+				*p++ = hex[c & 0xf];
 			} else if (c < 0x80) {
-				fputc(c, out);
-			} else if ((l = utf8_len(p + i, n - i)) != 0) {
-				fwrite(p + i, 1, l, out);
+				*p++ = (char)c;
+			} else if ((l = utf8_len(u + i, n - i)) != 0) {
+				p = put_mem(p, s + i, l);
 				i += l;
 				continue;
 			} else {
-				fputs("\\ufffd", out);
+				p = put_lit(p, "\\ufffd");
 			}
 		}
 		i++;
 	}
-	fputc('"', out);
+	return p;
+}
+
+/* s[0..n) as a JSON string; p has room for 6 * n + 2 bytes */
+static char *put_text(char *p, const char *s, size_t n)
+{
+	*p++ = '"';
+	p = put_text_body(p, s, n);
+	*p++ = '"';
+	return p;
+}
+
+/* Writes s[0..n) as a JSON string; invalid UTF-8 becomes U+FFFD. */
+void json_text(FILE *out, const char *s, size_t n)
+{
+	enum { PIECE = 256 };
+	char buf[6 * (PIECE + 4)];
+	size_t k, l;
+
+	fputc_unlocked('"', out);
+	while (n) {
+		/* pieces end where the decoder steps: never inside a character */
+		for (k = 0; k < n && k < PIECE; k += l) {
+			l = (unsigned char)s[k] < 0x80 ? 0 :
+			    utf8_len((const unsigned char *)s + k, n - k);
+			if (!l)
+				l = 1;
+		}
+		fwrite_unlocked(buf, 1,
+				(size_t)(put_text_body(buf, s, k) - buf), out);
+		s += k;
+		n -= k;
+	}
+	fputc_unlocked('"', out);
 }
 
 /* A command name for text output, non-printable bytes as '?'. */
@@ -387,46 +445,22 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 	fputc('\n', out);
 }
 
-/*
- * The JSON of a record is written without printf: a reader keeping up with
- * thousands of records a second spends its time here.
- */
-static void put_u64(FILE *out, uint64_t v)
-{
-	char b[24], *p = b + sizeof(b);
+/* ,"KEY": for a literal KEY, whose length the compiler knows */
+#define put_key(p, key) put_lit(p, ",\"" key "\":")
+#define put_key_str(p, key, val) put_str(put_key(p, key), val)
+#define put_key_u64(p, key, val) put_u64(put_key(p, key), val)
+#define put_state(p, key, state) put_state_name(put_key(p, key), state)
 
-	do {
-		*--p = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	fwrite_unlocked(p, 1, (size_t)(b + sizeof(b) - p), out);
+static char *put_str(char *p, const char *val)
+{
+	return put_text(p, val, strlen(val));
 }
 
-static void json_key(FILE *out, const char *key)
-{
-	fputc_unlocked(',', out);
-	fputc_unlocked('"', out);
-	fputs_unlocked(key, out);
-	fputs_unlocked("\":", out);
-}
-
-static void json_key_str(FILE *out, const char *key, const char *val)
-{
-	json_key(out, key);
-	json_text(out, val, strlen(val));
-}
-
-static void json_key_u64(FILE *out, const char *key, uint64_t val)
-{
-	json_key(out, key);
-	put_u64(out, val);
-}
-
-static void json_state(FILE *out, const char *key, unsigned int state)
+static char *put_state_name(char *p, unsigned int state)
 {
 	char buf[24];
 
-	json_key_str(out, key, tcp_state_name(state, buf, sizeof(buf)));
+	return put_str(p, tcp_state_name(state, buf, sizeof(buf)));
 }
 
 void format_json(FILE *out, const struct tcptrace_record *r,
@@ -435,112 +469,119 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 	const struct tcptrace_state *st = &r->state;
 	char a[INET6_ADDRSTRLEN], fl[16];
 	unsigned int family = r->family;
+	/*
+	 * The longest line: about 40 keys, numbers of at most 20 digits,
+	 * two IPv6 addresses, two command names of 16 bytes escaped (6 bytes
+	 * each), a violation code: well under 2 KiB.
+	 */
+	char line[2048], *p = line;
 
-	fputs_unlocked("{\"ts_ns\":", out);
-	put_u64(out, r->ts_ns);
-	json_key_str(out, "type", record_type_name(r->type));
-	json_key_u64(out, "netns", r->netns);
+	p = put_lit(p, "{\"ts_ns\":");
+	p = put_u64(p, r->ts_ns);
+	p = put_key_str(p, "type", record_type_name(r->type));
+	p = put_key_u64(p, "netns", r->netns);
 	if (family == AF_INET)
 		family = 4;
 	else if (family == AF_INET6)
 		family = 6;
-	json_key_u64(out, "family", family);
+	p = put_key_u64(p, "family", family);
 	if (family == 4 || family == 6) {
-		json_key_str(out, "saddr", addr_str(r, r->saddr, a, sizeof(a)));
-		json_key_u64(out, "sport", r->sport);
-		json_key_str(out, "daddr", addr_str(r, r->daddr, a, sizeof(a)));
-		json_key_u64(out, "dport", r->dport);
+		p = put_key_str(p, "saddr", addr_str(r, r->saddr, a, sizeof(a)));
+		p = put_key_u64(p, "sport", r->sport);
+		p = put_key_str(p, "daddr", addr_str(r, r->daddr, a, sizeof(a)));
+		p = put_key_u64(p, "dport", r->dport);
 	}
-	json_key_u64(out, "cpu", r->cpu);
-	json_key_u64(out, "pid", r->pid);
+	p = put_key_u64(p, "cpu", r->cpu);
+	p = put_key_u64(p, "pid", r->pid);
 	if (r->pid) {
-		fputs(",\"comm\":", out);
-		json_text(out, r->comm, comm_len(r));
+		p = put_lit(p, ",\"comm\":");
+		p = put_text(p, r->comm, comm_len(r));
 	}
 	if (r->sock_id)
-		json_key_u64(out, "sock_id", r->sock_id);
+		p = put_key_u64(p, "sock_id", r->sock_id);
 
 	switch (r->type) {
 	case TCPTRACE_T_PACKET:
-		json_key_str(out, "dir", r->dir == TCPTRACE_DIR_IN ? "in" :
+		p = put_key_str(p, "dir", r->dir == TCPTRACE_DIR_IN ? "in" :
 			     r->dir == TCPTRACE_DIR_OUT ? "out" : "unknown");
 		tcp_flags_str(r->packet.flags, fl, sizeof(fl));
-		json_key_str(out, "flags", fl);
-		json_key_u64(out, "seq", r->packet.seq);
-		json_key_u64(out, "ack", r->packet.ack);
-		json_key_u64(out, "win", r->packet.win);
-		json_key_u64(out, "len", r->packet.payload_len);
+		p = put_key_str(p, "flags", fl);
+		p = put_key_u64(p, "seq", r->packet.seq);
+		p = put_key_u64(p, "ack", r->packet.ack);
+		p = put_key_u64(p, "win", r->packet.win);
+		p = put_key_u64(p, "len", r->packet.payload_len);
 		if (isn->s_known)
-			json_key_u64(out, "rel_seq",
+			p = put_key_u64(p, "rel_seq",
 				     (uint32_t)(r->packet.seq - isn->s_isn));
 		if (isn->d_known && (r->packet.flags & TCPTRACE_FLAG_ACK))
-			json_key_u64(out, "rel_ack",
+			p = put_key_u64(p, "rel_ack",
 				     (uint32_t)(r->packet.ack - isn->d_isn));
 		break;
 	case TCPTRACE_T_STATE:
-		json_state(out, "old_state", st->old_state);
-		json_state(out, "new_state", st->new_state);
-		json_key_u64(out, "snd_nxt", st->snd_nxt);
-		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
-		json_key_u64(out, "snd_una", st->snd_una);
+		p = put_state(p, "old_state", st->old_state);
+		p = put_state(p, "new_state", st->new_state);
+		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
+		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
+		p = put_key_u64(p, "snd_una", st->snd_una);
 		break;
 	case TCPTRACE_T_SYNACK_RETRANSMIT:
-		json_key_u64(out, "snt_isn", r->synack.snt_isn);
-		json_key_u64(out, "rcv_isn", r->synack.rcv_isn);
-		json_key_u64(out, "num_retrans", r->synack.num_retrans);
+		p = put_key_u64(p, "snt_isn", r->synack.snt_isn);
+		p = put_key_u64(p, "rcv_isn", r->synack.rcv_isn);
+		p = put_key_u64(p, "num_retrans", r->synack.num_retrans);
 		break;
 	case TCPTRACE_T_RETRANSMIT:
 		tcp_flags_str(st->flags, fl, sizeof(fl));
-		json_key_str(out, "flags", fl);
-		json_key_u64(out, "seq", st->seq);
-		json_key_u64(out, "end_seq", st->end_seq);
-		json_state(out, "state", st->old_state);
+		p = put_key_str(p, "flags", fl);
+		p = put_key_u64(p, "seq", st->seq);
+		p = put_key_u64(p, "end_seq", st->end_seq);
+		p = put_state(p, "state", st->old_state);
 		if (isn->s_known) {
-			json_key_u64(out, "rel_seq",
+			p = put_key_u64(p, "rel_seq",
 				     (uint32_t)(st->seq - isn->s_isn));
-			json_key_u64(out, "rel_end_seq",
+			p = put_key_u64(p, "rel_end_seq",
 				     (uint32_t)(st->end_seq - isn->s_isn));
 		}
 		break;
 	case TCPTRACE_T_TIMEWAIT:
-		json_state(out, "state", st->old_state);
-		json_state(out, "tw_substate", st->new_state);
-		json_key_u64(out, "timeo_ms", st->timeo_ms);
-		json_key_u64(out, "snd_nxt", st->snd_nxt);
-		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		p = put_state(p, "state", st->old_state);
+		p = put_state(p, "tw_substate", st->new_state);
+		p = put_key_u64(p, "timeo_ms", st->timeo_ms);
+		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
+		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
 		break;
 	case TCPTRACE_T_RESET_SENT:
 	case TCPTRACE_T_RESET_RECEIVED:
 	case TCPTRACE_T_DESTROY:
-		json_state(out, "state", st->old_state);
-		json_key_u64(out, "snd_nxt", st->snd_nxt);
-		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		p = put_state(p, "state", st->old_state);
+		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
+		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
 		break;
 	case TCPTRACE_T_TIMEWAIT_END:
-		json_state(out, "tw_substate", st->new_state);
-		json_key_str(out, "end", tw_end_how(st->flags));
-		json_key_u64(out, "snd_nxt", st->snd_nxt);
-		json_key_u64(out, "rcv_nxt", st->rcv_nxt);
+		p = put_state(p, "tw_substate", st->new_state);
+		p = put_key_str(p, "end", tw_end_how(st->flags));
+		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
+		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
 		if (isn->tw_known)
-			json_key_u64(out, "duration_ns", isn->tw_ns);
+			p = put_key_u64(p, "duration_ns", isn->tw_ns);
 		break;
 	case TCPTRACE_T_LISTEN_OVERFLOW:
-		json_key_str(out, "reason", overflow_reason(r->listen.reason));
-		json_key_u64(out, "syn_queue", r->listen.syn_queue);
-		json_key_u64(out, "accept_queue", r->listen.accept_queue);
-		json_key_u64(out, "backlog", r->listen.backlog);
+		p = put_key_str(p, "reason", overflow_reason(r->listen.reason));
+		p = put_key_u64(p, "syn_queue", r->listen.syn_queue);
+		p = put_key_u64(p, "accept_queue", r->listen.accept_queue);
+		p = put_key_u64(p, "backlog", r->listen.backlog);
 		break;
 	case TCPTRACE_T_LOST:
-		json_key_u64(out, "count", r->lost.count);
+		p = put_key_u64(p, "count", r->lost.count);
 		break;
 	}
 	if (ann && ann->owner_known) {
-		json_key_u64(out, "owner_pid", ann->owner_pid);
-		fputs(",\"owner_comm\":", out);
-		json_text(out, ann->owner_comm,
-			    strnlen(ann->owner_comm, TCPTRACE_COMM_LEN));
+		p = put_key_u64(p, "owner_pid", ann->owner_pid);
+		p = put_lit(p, ",\"owner_comm\":");
+		p = put_text(p, ann->owner_comm,
+			     strnlen(ann->owner_comm, TCPTRACE_COMM_LEN));
 	}
 	if (ann && ann->violation)
-		json_key_str(out, "violation", ann->violation);
-	fputs_unlocked("}\n", out);
+		p = put_key_str(p, "violation", ann->violation);
+	p = put_lit(p, "}\n");
+	fwrite_unlocked(line, 1, (size_t)(p - line), out);
 }

@@ -186,7 +186,7 @@ int cmd_clear(int argc, char **argv)
 		err = EIO;
 		goto cleanup;
 	}
-	if (ioctl(fd, TCPTRACE_IOC_CLEAR) < 0) {
+	if (ioctl(fd, TCPTRACE_IOC_CLEAR, 0UL) < 0) {
 		err = errno;
 		errmsg("%s: TCPTRACE_IOC_CLEAR failed: %s", device_path(),
 		       strerror(err));

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "source.h"
@@ -390,6 +391,12 @@ int cmd_watch(int argc, char **argv)
 	w.live = src.kind == SOURCE_DEVICE;
 	if (w.summary)
 		src.tick = 0.25;
+	/*
+	 * Output is flushed after each batch of records read: into a pipe or
+	 * a file, one write() for the batch rather than one per 4 KiB.
+	 */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, 256 * 1024);
 	err = source_run(&src, on_record, flush_out, &w);
 	/* connections still open at the end are summarised too */
 	if (w.summary && !err) {

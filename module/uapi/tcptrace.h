@@ -303,7 +303,10 @@ struct tcptrace_stats {
 #define TCPTRACE_IOC_VERSION		_IOR(TCPTRACE_IOC_MAGIC, 1, __u32)
 /* Fills struct tcptrace_stats. */
 #define TCPTRACE_IOC_STATS		_IOR(TCPTRACE_IOC_MAGIC, 2, struct tcptrace_stats)
-/* Discards queued records and zeroes the counters. */
+/*
+ * Discards queued records and zeroes the counters.  The argument is
+ * reserved and must be 0 (EINVAL otherwise, and nothing is cleared).
+ */
 #define TCPTRACE_IOC_CLEAR		_IO(TCPTRACE_IOC_MAGIC, 3)
 
 #endif /* _UAPI_LINUX_TCPTRACE_H */

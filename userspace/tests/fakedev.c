@@ -11,6 +11,7 @@
  * STATS reports fixed values: see the test for what it expects.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,11 @@ int ioctl(int fd, unsigned long req, ...)
 			s->per_type[12] = 3;
 			return 0;
 		case TCPTRACE_IOC_CLEAR:
+			/* as the module: the argument must be 0 */
+			if (arg) {
+				errno = EINVAL;
+				return -1;
+			}
 			env = getenv("TCPTRACE_FAKE_LOG");
 			if (env) {
 				log = fopen(env, "a");

@@ -112,10 +112,21 @@ BENCH_OUT ?= bench/results.json
 BENCH_VARS = $(foreach v,BENCH_ROUNDS BENCH_SECS BENCH_PROCS BENCH_CONDS \
 	BENCH_LOSS BENCH_READ BENCH_PROFILE,$(if $($(v)),$(v)='$($(v))'))
 
+# the guest's clocksource: tsc (tsc=reliable: the TSC, as on real machines;
+# bench/clockcheck checks that it agrees between the vCPUs) or hpet (what
+# the kernel picks by itself under TCG: every clock read an emulated device
+# access); BENCH_ACCEL is QEMU's -accel (TCPTRACE_VM_ACCEL)
+BENCH_CLOCK ?= tsc
+BENCH_ACCEL ?= $(or $(TCPTRACE_VM_ACCEL),tcg,thread=single)
+BENCH_APPEND = $(if $(filter tsc,$(BENCH_CLOCK)),tsc=reliable,$(if \
+	$(filter hpet,$(BENCH_CLOCK)),clocksource=hpet,$(error BENCH_CLOCK is tsc or hpet)))
+
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	$(MAKE) -C bench
+	TCPTRACE_VM_APPEND='$(BENCH_APPEND) $(TCPTRACE_VM_APPEND)' \
+	TCPTRACE_VM_ACCEL='$(BENCH_ACCEL)' \
 	$(VMRUN) --smp 2 --timeout 1500 -- env BENCH_OUT=bench/.results.json \
 		$(BENCH_VARS) bench/run.sh
 	@if [ -s bench/.results.json ]; then mv bench/.results.json $(BENCH_OUT) && \

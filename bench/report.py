@@ -94,6 +94,12 @@ def print_tables(res, f=sys.stdout):
     print("tcptrace benchmark: %s, %d CPUs (TCG), %d rounds of %s s, "
           "%d client processes" % (m["kernel"], m["cpus"], m["rounds"],
                                    m["secs"], m["procs"]), file=f)
+    if "clocksource" in m:
+        cc = m.get("clockcheck", {})
+        print("clocksource %s (%d cross-CPU clock reads, %d backwards)%s" %
+              (m["clocksource"], cc.get("cross_cpu", 0), cc.get("warps", 0),
+               ", QEMU -accel " + m["accel"] if m.get("accel") else ""),
+              file=f)
     print("", file=f)
     hdr = ("%-16s %-4s %8s %6s %9s %6s %5s %8s %7s" %
            ("condition", "link", "conn/s", "ratio", "cpu_us/c", "ratio",

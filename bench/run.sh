@@ -56,6 +56,7 @@ ko=${TCPTRACE_KO:-$repo/module/tcptrace.ko}
 tool=$repo/userspace/tcptracectl
 crr=$here/crr
 readtp=$here/readtp
+clockcheck=$here/clockcheck
 out=${BENCH_OUT:-$here/results.json}
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-5}
@@ -98,7 +99,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for f in "$crr" "$readtp" "$tool" "$ko"; do
+for f in "$crr" "$readtp" "$clockcheck" "$tool" "$ko"; do
 	if [ ! -e "$f" ]; then
 		echo "bench: $f is missing: build with make (or make bench)" >&2
 		exit 2
@@ -109,8 +110,25 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 # work on copies: a rebuild in the tree during the run must not change them
-cp "$crr" "$readtp" "$tool" "$ko" "$tmp/" || exit 1
+cp "$crr" "$readtp" "$clockcheck" "$tool" "$ko" "$tmp/" || exit 1
 crr=$tmp/crr readtp=$tmp/readtp tool=$tmp/tcptracectl ko=$tmp/${ko##*/}
+clockcheck=$tmp/clockcheck
+
+# The clock every record's timestamp comes from: ktime_get_ns(), read
+# through the kernel's clocksource.  make bench boots the guest with
+# tsc=reliable (BENCH_CLOCK=tsc): the vCPUs' TSCs are one host clock, but
+# the kernel's boot-time check, run on vCPUs that take turns on one host
+# thread, finds them unsynchronised and falls back to the HPET, whose
+# every read is an emulated device access, far dearer than on a real
+# machine (where the TSC is read in some 20 ns).  clockcheck shows that
+# CLOCK_MONOTONIC still never goes backwards from one CPU to the other.
+clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
+clockcheck_res=$("$clockcheck" -t 2)
+case $? in
+0) log "clocksource $clocksource: $clockcheck_res" ;;
+1) log "clocksource $clocksource: TIME GOES BACKWARDS between CPUs: $clockcheck_res" ;;
+*) echo "bench: clockcheck failed" >&2; exit 1 ;;
+esac
 
 # ---- setup ---------------------------------------------------------------
 
@@ -564,7 +582,8 @@ memory
 log "took $(($(date +%s) - start)) s"
 
 python3 "$here/report.py" --runs "$runs" --extra "$extra" \
-	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"bpftrace_skip":"%s","date":"%s"}' \
+	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"clocksource":"%s","clockcheck":%s,"accel":"%s","bpftrace_skip":"%s","date":"%s"}' \
 		"$(uname -r)" "$(nproc)" "$rounds" "$secs" "$procs" \
+		"$clocksource" "$clockcheck_res" "${TCPTRACE_VM_ACCEL:-tcg,thread=single}" \
 		"${bpftrace_skip//\"/\'}" "$(date -u +%FT%TZ)")" \
 	--out "$out"

@@ -40,9 +40,18 @@ struct conn_entry {
 	uint64_t tw_start;	/* ts_ns of its TIMEWAIT record, or 0 */
 };
 
+/*
+ * The hashes of a set's keys side by side: a lookup compares them (one
+ * cache line) before it touches an entry.
+ */
+struct conn_set {
+	uint32_t tag[CONN_WAYS];
+	struct conn_entry e[CONN_WAYS];
+};
+
 struct conn_table {
 	uint64_t clock;
-	struct conn_entry e[CONN_SETS][CONN_WAYS];
+	struct conn_set set[CONN_SETS];
 };
 
 struct conn_table *conn_table_new(void)
@@ -57,15 +66,7 @@ void conn_table_free(struct conn_table *t)
 
 static uint32_t conn_hash(const struct conn_key *k)
 {
-	const uint8_t *p = (const uint8_t *)k;
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return key_hash_bytes(k, sizeof(*k));
 }
 
 /* Builds the key of @r; returns the side (0 or 1) of its s endpoint. */
@@ -91,24 +92,27 @@ static int conn_key_of(const struct tcptrace_record *r, struct conn_key *k)
 static struct conn_entry *conn_lookup(struct conn_table *t,
 				      const struct conn_key *k, bool create)
 {
-	struct conn_entry *set = t->e[conn_hash(k) & (CONN_SETS - 1)];
-	struct conn_entry *victim = &set[0];
+	uint32_t h = conn_hash(k);
+	struct conn_set *set = &t->set[h & (CONN_SETS - 1)];
+	struct conn_entry *victim = &set->e[0];
 	int i;
 
 	for (i = 0; i < CONN_WAYS; i++) {
-		if (set[i].last_use &&
-		    !memcmp(&set[i].key, k, sizeof(*k))) {
-			set[i].last_use = ++t->clock;
-			return &set[i];
+		if (set->tag[i] == h && set->e[i].last_use &&
+		    !memcmp(&set->e[i].key, k, sizeof(*k))) {
+			set->e[i].last_use = ++t->clock;
+			return &set->e[i];
 		}
-		if (set[i].last_use < victim->last_use)
-			victim = &set[i];
 	}
 	if (!create)
 		return NULL;
+	for (i = 1; i < CONN_WAYS; i++)
+		if (set->e[i].last_use < victim->last_use)
+			victim = &set->e[i];
 	memset(victim, 0, sizeof(*victim));
 	victim->key = *k;
 	victim->last_use = ++t->clock;
+	set->tag[victim - set->e] = h;
 	return victim;
 }
 

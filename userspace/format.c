@@ -200,15 +200,22 @@ static char *put_mem(char *p, const char *s, size_t n)
 /* a string literal */
 #define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
 
+/* digits written in place, last first: no copy of a variable length */
 static char *put_u64(char *p, uint64_t v)
 {
-	char b[24], *q = b + sizeof(b);
+	uint64_t t = v;
+	char *end = p + 1, *q;
 
+	while (t >= 10) {
+		t /= 10;
+		end++;
+	}
+	q = end;
 	do {
 		*--q = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	return put_mem(p, q, (size_t)(b + sizeof(b) - q));
+	return end;
 }
 
 /*

@@ -55,6 +55,7 @@ struct key {
 
 struct node {
 	struct key key;
+	uint32_t hash;			/* key_hash(&key) */
 	struct story st;
 	struct node *hnext;		/* hash chain */
 	struct node *prev, *next;	/* age list, oldest first */
@@ -145,15 +146,7 @@ void story_table_free(struct story_table *t)
 
 static uint32_t key_hash(const struct key *k)
 {
-	const uint8_t *p = (const uint8_t *)k;
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return key_hash_bytes(k, sizeof(*k));
 }
 
 static size_t alen(uint8_t family)
@@ -187,9 +180,11 @@ static void make_key(struct key *k, uint8_t family, const uint8_t *a_addr,
 
 static struct node **find_slot(struct story_table *t, const struct key *k)
 {
-	struct node **pp = &t->bucket[key_hash(k) & (t->nbuckets - 1)];
+	uint32_t h = key_hash(k);
+	struct node **pp = &t->bucket[h & (t->nbuckets - 1)];
 
-	while (*pp && memcmp(&(*pp)->key, k, sizeof(*k)))
+	while (*pp && ((*pp)->hash != h ||
+		       memcmp(&(*pp)->key, k, sizeof(*k))))
 		pp = &(*pp)->hnext;
 	return pp;
 }
@@ -368,8 +363,9 @@ static struct node *new_story(struct story_table *t, const struct key *k,
 	memcpy(st->side[1].addr, s_addr, alen(r->family));
 	st->side[1].port = s_port;
 
-	n->hnext = t->bucket[key_hash(k) & (t->nbuckets - 1)];
-	t->bucket[key_hash(k) & (t->nbuckets - 1)] = n;
+	n->hash = key_hash(k);
+	n->hnext = t->bucket[n->hash & (t->nbuckets - 1)];
+	t->bucket[n->hash & (t->nbuckets - 1)] = n;
 	n->prev = t->newest;
 	if (t->newest)
 		t->newest->next = n;

@@ -15,6 +15,31 @@
 #define TCPTRACECTL_VERSION	"0.1.0"
 #define PROG			"tcptracectl"
 
+/*
+ * A hash of a fixed-size key (the connection keys of conn.c and story.c),
+ * read 8 bytes at a time and mixed at the end so that its low bits, which
+ * pick the bucket, depend on every byte: a byte-at-a-time hash took a
+ * fifth of the time of a reader keeping up with the device.
+ */
+static inline uint32_t key_hash_bytes(const void *key, size_t len)
+{
+	const unsigned char *p = key;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		__builtin_memcpy(&w, p + i, 8);
+		h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95ull;
+	}
+	for (w = 0; i < len; i++)
+		w = w << 8 | p[i];
+	h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (uint32_t)h;
+}
+
 /* Exit status of usage errors; runtime errors exit with 1. */
 #define EXIT_USAGE		2
 

@@ -44,8 +44,10 @@
 #
 # Prints a table, writes everything as JSON to BENCH_OUT (default
 # bench/results.json).  Environment: BENCH_ROUNDS (5), BENCH_SECS (5),
+# BENCH_WARMUP (70: seconds of workload before part 1),
 # BENCH_PROCS (client processes in part 1, 2), BENCH_CONDS (a subset of
 # the conditions, by name), BENCH_LOSS=0 / BENCH_READ=0 to skip parts 2/3,
+# BENCH_LOSS_BUFS (the ring sizes of part 2, "4096 16384 65536"),
 # TCPTRACE_KO.
 
 set -u
@@ -61,6 +63,7 @@ out=${BENCH_OUT:-$here/results.json}
 rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-5}
 procs=${BENCH_PROCS:-2}
+warmup=${BENCH_WARMUP:-70}
 conds=${BENCH_CONDS:-baseline tcptrace tcptrace+cat tcptrace+reader ftrace bpftrace tcpdump}
 T=/sys/kernel/tracing
 
@@ -419,13 +422,17 @@ cond_stop() {
 part1() {
 	local round cond link
 
-	log "warm-up"
+	# Every connection leaves a TIME_WAIT socket for 60 s, and connect()
+	# searches a free port among them: the rate falls while their number
+	# grows, for a minute.  Measure once it has stopped growing.
+	log "warm-up: $warmup s, until the TIME_WAIT sockets are as many as they will be"
 	unload
-	for link in veth lo; do
+	local t
+	for t in $(seq $(((warmup + 9) / 10))); do
 		ip netns exec $ns_cli "$crr" client -p $port -n $nports -P "$procs" \
-			-t 2 $ip_srv >/dev/null
+			-t 5 $ip_srv >/dev/null
 		ip netns exec $ns_lo "$crr" client -p $port -n $nports -P "$procs" \
-			-t 2 127.0.0.1 >/dev/null
+			-t 5 127.0.0.1 >/dev/null
 	done
 	for round in $(seq "$rounds"); do
 		for cond in $conds; do
@@ -575,7 +582,7 @@ module_loaded && was_loaded=1
 setup || exit 1
 start=$(date +%s)
 part1
-[ "${BENCH_LOSS:-1}" = 1 ] && for b in 4096 65536; do loss $b; done
+[ "${BENCH_LOSS:-1}" = 1 ] && for b in ${BENCH_LOSS_BUFS:-4096 16384 65536}; do loss $b; done
 [ "${BENCH_READ:-1}" = 1 ] && readbench
 memory
 [ "$was_loaded" = 1 ] && load

@@ -126,20 +126,23 @@ for i in range(n):
 }
 
 # mem_snap: Slab, vmalloc areas (count and bytes, but the kernel stacks of
-# tasks, which come and go with the kernel's worker threads, and the
+# tasks, which come and go with the kernel's worker threads: /proc/vmallocinfo
+# names their caller alloc_thread_stack_node, or kernel_clone or
+# copy_process where it is inlined, as in Debian's 6.1; and the
 # "unpurged vm_area" lines: areas already freed, whose addresses the
 # kernel releases lazily) and per-CPU memory, once freed sockets have gone
 # through RCU and the caches are dropped
+vmalloc_skip='thread_stack|kernel_clone|copy_process|dup_task_struct|unpurged'
 mem_snap() {
 	sleep 2
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	sleep 1
 	# the areas by size and caller, for a difference to be shown
-	awk '!/thread_stack|unpurged/ { print $2, $3 }' /proc/vmallocinfo |
+	awk -v skip="$vmalloc_skip" '$0 !~ skip { print $2, $3 }' /proc/vmallocinfo |
 		sort >"$tmp/vmalloc.$1"
 	echo "$(meminfo_kb Slab) $(meminfo_kb SUnreclaim)" \
-		"$(awk '!/thread_stack|unpurged/ { n++; s += $2 } END { print n, s }' /proc/vmallocinfo)" \
+		"$(awk -v skip="$vmalloc_skip" '$0 !~ skip { n++; s += $2 } END { print n, s }' /proc/vmallocinfo)" \
 		"$(meminfo_kb Percpu)"
 }
 

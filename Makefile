@@ -39,7 +39,7 @@
 #                   UBSAN bounds and atomic-sleep checks (once, about 20
 #                   minutes on 2 cores, then cached), booted in the guest for
 #                   a smoke subset of the selftests and stress tests and two
-#                   kmemleak scans (about 20 minutes); fails on any report
+#                   kmemleak scans (about 10 minutes); fails on any report
 #                   of the checkers (scripts/check-debug.sh)
 #   make fuzz       fuzz tcptracectl's record decoder (-i) and JSON reader (-r)
 #                   with libFuzzer, ASan and UBSan, FUZZ_SECONDS (default 60)

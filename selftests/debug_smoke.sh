@@ -11,7 +11,7 @@
 #  2. two kmemleak scans and "clear": what the boot left is not ours;
 #  3. the tests of $TCPTRACE_DEBUG_TESTS, each through selftests/run_all.sh
 #     and timed.  The default is a smoke subset that every part of the
-#     module runs in, in about 20 minutes under emulation: the device ABI
+#     module runs in, in about 10 minutes under emulation: the device ABI
 #     (abi_test), module parameters and their errors (params_test), every
 #     scenario of the handshake and teardown, IPv4 and IPv6 (scenario_test),
 #     the ring's overflow (overflow_test), namespace churn (netns_churn.sh,

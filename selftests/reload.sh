@@ -10,7 +10,7 @@
 #   - cat: a blocking read(2);
 #   - poll: python3 in poll(2) (select.poll) on a non-blocking open, then
 #     reads what poll(2) announced;
-#   - watch: tcptracectl watch, in ppoll(2);
+#   - watch: tcptracectl watch, its reading thread in ppoll(2);
 # each killed with SIGTERM and with SIGKILL (6 rounds make every pair).
 # At the end: the traffic ran through, the kernel logged no WARNING, BUG or
 # Oops since the start, and is not tainted but O/E.
@@ -79,20 +79,23 @@ while True:
         sys.stdout.buffer.flush()
 '
 
-# in_syscall PID NR...: waits up to 5 s until task PID sleeps in one of
-# the syscalls NR; prints the syscall and the task's wchan then.
+# in_syscall PID NR...: waits up to 5 s until a thread of process PID
+# sleeps in one of the syscalls NR (tcptracectl reads the device from a
+# thread of its own); prints the syscall and the thread's wchan then.
 in_syscall() {
-	local pid=$1 tries=100 nr wchan want
+	local pid=$1 tries=100 nr wchan want task
 
 	shift
 	while [ "$tries" -gt 0 ]; do
-		nr=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null)
-		wchan=$(cat "/proc/$pid/wchan" 2>/dev/null)
-		for want in "$@"; do
-			if [ "$nr" = "$want" ]; then
-				echo "syscall $nr, wchan $wchan"
-				return 0
-			fi
+		for task in /proc/"$pid"/task/*; do
+			nr=$(cut -d' ' -f1 "$task/syscall" 2>/dev/null)
+			wchan=$(cat "$task/wchan" 2>/dev/null)
+			for want in "$@"; do
+				if [ "$nr" = "$want" ]; then
+					echo "syscall $nr, wchan $wchan"
+					return 0
+				fi
+			done
 		done
 		sleep 0.05
 		tries=$((tries - 1))

@@ -19,10 +19,13 @@
 #define LINE_MAX_LEN	(64 * 1024)
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t signals;
 
 static void on_signal(int sig)
 {
 	stop_signal = sig;
+	if (signals < 2)
+		signals++;
 }
 
 uint64_t now_ns(void)
@@ -44,9 +47,15 @@ struct run {
 	uint64_t deadline;
 };
 
+/*
+ * From the device, a first signal ends the reading and what was read is
+ * still handled (the reading thread ends it); a second one stops at once.
+ */
 static bool done(const struct run *rn)
 {
-	return stop_signal || rn->stopped;
+	if (rn->stopped)
+		return true;
+	return rn->s->kind == SOURCE_DEVICE ? signals > 1 : signals > 0;
 }
 
 static int deliver(struct run *rn, const struct tcptrace_record *r)
@@ -109,41 +118,6 @@ static ssize_t process_raw(struct run *rn, const unsigned char *buf,
 	return (ssize_t)pos;
 }
 
-/*
- * Waits until fd is readable, the deadline passes or a signal arrives.
- * Returns 1 when readable, 0 otherwise, -1 on error.
- */
-static int wait_readable(int fd, uint64_t deadline, const sigset_t *mask,
-			 bool *hup)
-{
-	struct timespec ts, *tsp = NULL;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	uint64_t now;
-	int n;
-
-	if (deadline) {
-		now = now_ns();
-		if (now >= deadline)
-			return 0;
-		ts.tv_sec = (time_t)((deadline - now) / 1000000000);
-		ts.tv_nsec = (long)((deadline - now) % 1000000000);
-		tsp = &ts;
-	}
-	n = ppoll(&pfd, 1, tsp, mask);
-	if (n < 0) {
-		if (errno == EINTR)
-			return 0;
-		errmsg("poll %s: %s", device_path(), strerror(errno));
-		return -1;
-	}
-	if (n > 0 && (pfd.revents & POLLNVAL)) {
-		errmsg("poll %s: invalid file descriptor", device_path());
-		return -1;
-	}
-	*hup = n > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN);
-	return n > 0;
-}
-
 static int do_flush(struct run *rn)
 {
 	if (rn->flush && rn->flush(rn->ctx))
@@ -151,16 +125,62 @@ static int do_flush(struct run *rn)
 	return 0;
 }
 
-/* Raw records from the device or a file. */
+/*
+ * The device's reading ended and everything read was handled: why.
+ * Returns 0 for a hang-up or a signal, 1 after printing an error.
+ */
+static int device_ended(struct run *rn, struct drain *dr, size_t have)
+{
+	struct drain_result res;
+
+	drain_result(dr, &res);
+	if (res.error == EBUSY) {
+		errmsg("%s is already being read by another process (one reader at a time)",
+		       device_path());
+		return 1;
+	}
+	if (res.error == EBADF) {
+		errmsg("poll %s: invalid file descriptor", device_path());
+		return 1;
+	}
+	if (res.error) {
+		errmsg("read %s: %s", device_path(), strerror(res.error));
+		return 1;
+	}
+	if (res.hup && have) {
+		errmsg("truncated record at input offset %llu: %zu of its bytes present",
+		       (unsigned long long)rn->offset, have);
+		return 1;
+	}
+	return 0;
+}
+
+/* Records read but left when a second signal ended it. */
+static void warn_unhandled(struct drain *dr, size_t have)
+{
+	struct drain_result res;
+	size_t n;
+
+	drain_result(dr, &res);
+	n = (res.queued + have) / TCPTRACE_RECORD_SIZE;
+	if (n)
+		warnmsg("%zu records read from %s were left unhandled at the end",
+			n, device_path());
+}
+
+/*
+ * Raw records from the device or a file.  The device is read by a thread
+ * of its own (drain.c), so that formatting never holds up its draining.
+ */
 static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 {
 	bool device = rn->s->kind == SOURCE_DEVICE;
-	uint64_t wake, tick;
+	struct drain *dr = NULL;
 	unsigned char *buf = NULL;
+	uint64_t wake, tick;
 	size_t have = 0, room;
-	bool hup = false;
 	ssize_t n, used;
-	int err = 0, ready;
+	int err = 0;
 
 	buf = malloc(BUF_SIZE);
 	if (!buf) {
@@ -168,9 +188,25 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 		err = 1;
 		goto cleanup;
 	}
+	if (device) {
+		err = drain_start(&dr, fd, mask);
+		if (err) {
+			errmsg("cannot start the thread that reads %s: %s",
+			       device_path(), strerror(err));
+			err = 1;
+			goto cleanup;
+		}
+	}
 	while (!done(rn)) {
-		if (rn->deadline && now_ns() >= rn->deadline)
-			break;
+		if (rn->deadline && now_ns() >= rn->deadline) {
+			if (!dr)
+				break;
+			/* what was read by the deadline is still handled */
+			drain_finish(dr);
+			rn->deadline = 0;
+		}
+		/* The device wants room for whole records. */
+		room = (BUF_SIZE - have) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1);
 		if (device) {
 			wake = rn->deadline;
 			if (rn->s->tick > 0) {
@@ -178,44 +214,37 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 				if (!wake || tick < wake)
 					wake = tick;
 			}
-			ready = wait_readable(fd, wake, mask, &hup);
-			if (ready < 0) {
-				err = 1;
-				goto cleanup;
+			n = drain_pop(dr, buf + have, room, wake);
+			if (n < 0) {
+				err = device_ended(rn, dr, have);
+				break;
 			}
-			if (!ready && !hup) {
+			if (n == 0) {
 				if (do_flush(rn)) {
 					err = 1;
 					goto cleanup;
 				}
 				continue;
 			}
-		}
-		/* The device wants room for whole records. */
-		room = (BUF_SIZE - have) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1);
-		n = read(fd, buf + have, room);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			if (errno == EBUSY && device)
-				errmsg("%s is already being read by another process (one reader at a time)",
-				       device_path());
-			else
-				errmsg("read %s: %s", device ? device_path() :
-				       rn->s->path, strerror(errno));
-			err = 1;
-			goto cleanup;
-		}
-		if (n == 0) {
-			/* A device read of 0 is no data, unless hung up. */
-			if (device && !hup)
-				continue;
-			if (have) {
-				errmsg("truncated record at input offset %llu: %zu of its bytes present",
-				       (unsigned long long)rn->offset, have);
+		} else {
+			n = read(fd, buf + have, room);
+			if (n < 0) {
+				if (errno == EINTR || errno == EAGAIN)
+					continue;
+				errmsg("read %s: %s", rn->s->path,
+				       strerror(errno));
 				err = 1;
+				goto cleanup;
 			}
-			break;
+			if (n == 0) {
+				if (have) {
+					errmsg("truncated record at input offset %llu: %zu of its bytes present",
+					       (unsigned long long)rn->offset,
+					       have);
+					err = 1;
+				}
+				break;
+			}
 		}
 		have += (size_t)n;
 		used = process_raw(rn, buf, have);
@@ -226,7 +255,10 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 		have -= (size_t)used;
 		memmove(buf, buf + used, have);
 	}
+	if (dr && !err && !rn->stopped)
+		warn_unhandled(dr, have);
 cleanup:
+	drain_stop(dr);
 	free(buf);
 	return err;
 }
@@ -301,6 +333,7 @@ int source_run(struct source *s, source_fn fn, int (*flush)(void *ctx),
 	s->interrupted = false;
 	s->records = 0;
 	stop_signal = 0;
+	signals = 0;
 	stdin_in = s->kind != SOURCE_DEVICE && !strcmp(s->path, "-");
 	if (s->kind == SOURCE_DEVICE) {
 		if (device_open(O_NONBLOCK, &fd)) {

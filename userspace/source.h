@@ -6,6 +6,9 @@
 #ifndef TCPTRACECTL_SOURCE_H
 #define TCPTRACECTL_SOURCE_H
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include "tcptracectl.h"
 
 enum source_kind {
@@ -42,6 +45,35 @@ int source_run(struct source *s, source_fn fn, int (*flush)(void *ctx),
 	       void *ctx);
 
 uint64_t now_ns(void);
+
+/*
+ * drain.c: a thread that reads the device @fd into a bounded queue, waiting
+ * with the signal mask @mask (SIGINT/SIGTERM unblocked: it is the thread
+ * that catches them).  drain_start() returns 0 or an errno value.
+ */
+struct drain;
+
+struct drain_result {
+	int error;		/* errno of the read or poll that failed, or 0 */
+	bool hup;		/* the device hung up */
+	bool interrupted;	/* a signal ended the reading */
+	size_t queued;		/* bytes read and not yet taken */
+	size_t peak;		/* the most bytes the queue held */
+};
+
+int drain_start(struct drain **dp, int fd, const sigset_t *mask);
+/*
+ * Takes up to @room bytes of what was read, in order, waiting for them
+ * until @deadline (CLOCK_MONOTONIC ns; 0: no deadline).  Returns the
+ * number of bytes, 0 when the deadline passed, -1 when the reading has
+ * ended and everything read was taken (see drain_result()).
+ */
+ssize_t drain_pop(struct drain *d, void *buf, size_t room, uint64_t deadline);
+void drain_result(struct drain *d, struct drain_result *res);
+/* asks the thread to read no more: drain_pop() then returns what is left */
+void drain_finish(struct drain *d);
+/* ends the thread and frees everything; @d may be NULL */
+void drain_stop(struct drain *d);
 
 /* jsonin.c: parse one line of 'watch --json' into @r; 0 or -1 (@err set) */
 int json_to_record(const char *line, size_t len, struct tcptrace_record *r,

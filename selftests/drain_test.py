@@ -3,7 +3,7 @@
 """`tcptracectl watch --json` keeps the module's rings empty while its own
 output is held up (as root, in the guest).
 
-The module is reloaded with small rings (buf_records=128 per CPU) and
+The module is reloaded with small rings (buf_records=512 per CPU) and
 ports= the test's port, so that only the test's connections are recorded.
 A watcher is started with its standard output on a pipe that the test does
 not read; CONNS connections are made on loopback in a namespace of the
@@ -19,8 +19,8 @@ The device must still be drained, by the tool's reading thread:
     time per CPU, with no LOST record, and each connection's segments are
     all there: CONNS SYNs, SYN-ACKs, client FINs and server FINs.
 
-With a reader that formats before it reads again, the rings (256 records
-in all) overflow within the first few hundred records and the module
+With a reader that formats before it reads again, the rings (1024 records
+in all) overflow within the first 2000 or so records and the module
 counts drops.  Needs root and the module (TCPTRACE_KO); leaves it loaded
 with default parameters.  Prints TAP; exits non-zero when a case failed.
 """
@@ -102,7 +102,7 @@ def main():
     ns = "tt_drain_%d" % os.getpid()
     watch = None
     try:
-        reload("buf_records=128", "ports=%d" % PORT)
+        reload("buf_records=512", "ports=%d" % PORT)
         subprocess.run(["ip", "netns", "add", ns], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"],
                        check=True)

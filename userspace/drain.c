@@ -57,12 +57,10 @@ struct drain {
 	unsigned int nspare;
 	size_t nchunks;		/* chunks in the queue */
 	size_t queued;		/* bytes in the queue */
-	size_t peak;		/* most bytes it held */
 	bool ended;		/* the thread reads no more */
 	bool hup;		/* it ended on a hang-up */
 	bool interrupted;	/* it ended on a signal */
 	int error;		/* errno of the read or poll that failed */
-	bool nval;		/* poll said the fd is not valid */
 };
 
 static void drain_end(struct drain *d, int error, bool hup, bool intr)
@@ -155,8 +153,6 @@ static bool drain_push(struct drain *d, struct chunk *c)
 		d->nchunks++;
 	}
 	d->queued += c->len;
-	if (d->queued > d->peak)
-		d->peak = d->queued;
 	pthread_cond_signal(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	return kept;
@@ -338,7 +334,6 @@ void drain_result(struct drain *d, struct drain_result *res)
 	res->hup = d->hup;
 	res->interrupted = d->interrupted;
 	res->queued = d->queued;
-	res->peak = d->peak;
 	pthread_mutex_unlock(&d->lock);
 }
 

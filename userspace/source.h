@@ -58,7 +58,6 @@ struct drain_result {
 	bool hup;		/* the device hung up */
 	bool interrupted;	/* a signal ended the reading */
 	size_t queued;		/* bytes read and not yet taken */
-	size_t peak;		/* the most bytes the queue held */
 };
 
 int drain_start(struct drain **dp, int fd, const sigset_t *mask);

@@ -11,6 +11,7 @@ the device paths: ABI check, poll/read, --duration, signals, stats, clear.
 """
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -779,6 +780,46 @@ def test_device(tmp):
         proc.stdout.close()
         proc.stderr.close()
         check("watch: SIGTERM exits 0", rc == 0, "rc %r" % rc)
+
+        # Records read while the output is blocked are still printed after
+        # SIGINT; a second signal stops at once and says how many were left.
+        n = 4000
+        for sigs in (1, 2):
+            proc = spawn(["watch", "--json"], dev.env)
+            time.sleep(0.2)
+            data = CASES[0][0] * n
+            end = time.monotonic() + 20
+            while data and time.monotonic() < end:
+                try:
+                    data = data[os.write(dev.fd, data):]
+                except BlockingIOError:
+                    time.sleep(0.01)
+            # the last of it out of the FIFO, into the tool's queue
+            time.sleep(0.5)
+            for _ in range(sigs):
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.2)
+            try:
+                out, err = proc.communicate(timeout=20)
+                rc = proc.returncode
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                rc = None
+            lines = out.count(b"\n")
+            err = err.decode()
+            m = re.match(r"tcptracectl: warning: (\d+) records read from "
+                         r"\S+ were left unhandled at the end\n$", err)
+            if sigs == 1:
+                check("watch: SIGINT with the output blocked: all %d "
+                      "records read are printed" % n,
+                      not data and rc == 0 and lines == n and not err,
+                      "rc %r, %d lines, %r" % (rc, lines, err))
+            else:
+                check("watch: a second SIGINT stops at once and counts "
+                      "what was left", not data and rc == 0 and m and
+                      lines < n and lines + int(m.group(1)) == n,
+                      "rc %r, %d lines, %r" % (rc, lines, err))
 
         proc = spawn(["watch", "--json", "-c", "2"], dev.env)
         dev.write(CASES[0][0] + CASES[1][0] + CASES[2][0])

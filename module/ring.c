@@ -349,6 +349,25 @@ static u64 tt_horizon(void)
 }
 
 /*
+ * One record to the reader, 8 bytes at a time: copy_to_user() of 128
+ * bytes is a byte-wise "rep movsb" on CPUs with ERMS, whose start-up
+ * costs more than the copy at this size (and which an emulated CPU runs
+ * one byte per step).  Returns 0 or -EFAULT.
+ */
+static int tt_copy_record(char __user *dst, const struct tcptrace_record *r)
+{
+	if (!user_access_begin(dst, sizeof(*r)))
+		return -EFAULT;
+	unsafe_copy_to_user(dst, (const char *)r, sizeof(*r), efault);
+	user_access_end();
+	return 0;
+
+efault:
+	user_access_end();
+	return -EFAULT;
+}
+
+/*
  * Copy out records older than the horizon, oldest first; with @netns, only
  * those of that network namespace (and LOST records): the others are
  * consumed unseen.
@@ -382,8 +401,7 @@ static ssize_t tt_copy_merged(char __user *buf, size_t count, u32 netns)
 			tt_release_tail(best, best->tail + 1);
 			continue;
 		}
-		if (copy_to_user(buf + done, &best->recs[best->tail & tt_mask],
-				 rsz))
+		if (tt_copy_record(buf + done, &best->recs[best->tail & tt_mask]))
 			return done ? done : -EFAULT;
 		tt_release_tail(best, best->tail + 1);
 		done += rsz;

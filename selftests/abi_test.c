@@ -194,6 +194,10 @@ TEST_F(abi, bad_user_memory)
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_VERSION, ro - 2));
 	EXPECT_EQ(EFAULT, errno);
+	/* a record whose second half would fall in the read-only page */
+	errno = 0;
+	EXPECT_EQ(-1, read(self->c.dev, ro - sizeof(r) / 2, sizeof(r)));
+	EXPECT_EQ(EFAULT, errno);
 	/* CLEAR with a non-zero argument */
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(self->c.dev, TCPTRACE_IOC_CLEAR, 1UL));

@@ -78,7 +78,7 @@ static int conn_key_of(const struct tcptrace_record *r, struct conn_key *k)
 	memset(k, 0, sizeof(*k));
 	k->netns = r->netns;
 	k->family = r->family;
-	c = memcmp(r->saddr, r->daddr, alen);
+	c = addr_cmp(r->saddr, r->daddr, r->family);
 	if (c == 0)
 		c = (int)r->sport - (int)r->dport;
 	s = c <= 0 ? 0 : 1;

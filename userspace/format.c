@@ -201,20 +201,46 @@ static char *put_mem(char *p, const char *s, size_t n)
 #define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
 
 /* digits written in place, last first: no copy of a variable length */
+/*
+ * v in decimal: its length found by comparisons, then two digits per
+ * division, from the end (a quarter of the divisions of one digit at a
+ * time, counted first).
+ */
 static char *put_u64(char *p, uint64_t v)
 {
-	uint64_t t = v;
-	char *end = p + 1, *q;
+	static const char pairs[] =
+		"00010203040506070809101112131415161718192021222324"
+		"25262728293031323334353637383940414243444546474849"
+		"50515253545556575859606162636465666768697071727374"
+		"75767778798081828384858687888990919293949596979899";
+	static const uint64_t pow10[] = {
+		10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+		10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+		100000000000ull, 1000000000000ull, 10000000000000ull,
+		100000000000000ull, 1000000000000000ull,
+		10000000000000000ull, 100000000000000000ull,
+		1000000000000000000ull, 10000000000000000000ull,
+	};
+	unsigned int n = 1, i;
+	char *end, *q;
 
-	while (t >= 10) {
-		t /= 10;
-		end++;
-	}
+	while (n < 20 && v >= pow10[n - 1])
+		n++;
+	end = p + n;
 	q = end;
-	do {
-		*--q = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		i = (unsigned int)(v % 100) * 2;
+		v /= 100;
+		*--q = pairs[i + 1];
+		*--q = pairs[i];
+	}
+	if (v >= 10) {
+		i = (unsigned int)v * 2;
+		*--q = pairs[i + 1];
+		*--q = pairs[i];
+	} else {
+		*--q = (char)('0' + v);
+	}
 	return end;
 }
 
@@ -458,9 +484,17 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 #define put_key_u64(p, key, val) put_u64(put_key(p, key), val)
 #define put_state(p, key, state) put_state_name(put_key(p, key), state)
 
+/*
+ * A string of the tool's own (a name from a table, flag letters, an
+ * address): nothing in it to escape, copied as it is scanned.
+ */
 static char *put_str(char *p, const char *val)
 {
-	return put_text(p, val, strlen(val));
+	*p++ = '"';
+	while (*val)
+		*p++ = *val++;
+	*p++ = '"';
+	return p;
 }
 
 static char *put_state_name(char *p, unsigned int state)

@@ -20,6 +20,8 @@
  * marked evicted), STORY_MAX_EVENTS events each, and fixed tables for
  * pending records and listeners.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -162,7 +164,7 @@ static void make_key(struct key *k, uint8_t family, const uint8_t *a_addr,
 
 	memset(k, 0, sizeof(*k));
 	k->family = family;
-	c = memcmp(a_addr, b_addr, alen(family));
+	c = addr_cmp(a_addr, b_addr, family);
 	if (c == 0)
 		c = (int)a_port - (int)b_port;
 	if (c <= 0) {
@@ -273,10 +275,25 @@ int story_flush(struct story_table *t)
 	return t->err;
 }
 
+/* where the events not kept are written (watch keeps none) */
+static struct story_ev scratch;
+
+/* The note of @e, formatted only when the event is kept. */
+__attribute__((format(printf, 2, 3)))
+static void ev_note(struct story_ev *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == &scratch)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->note, sizeof(e->note), fmt, ap);
+	va_end(ap);
+}
+
 static struct story_ev *add_ev(struct story *st, uint8_t kind, uint8_t side,
 			       uint64_t ts)
 {
-	static struct story_ev scratch;
 	struct story_ev *e;
 	size_t cap;
 
@@ -326,7 +343,7 @@ static int side_of(const struct story *st, const uint8_t *addr,
 
 	for (s = 0; s < 2; s++)
 		if (st->side[s].port == port &&
-		    !memcmp(st->side[s].addr, addr, alen(st->family)))
+		    !addr_cmp(st->side[s].addr, addr, st->family))
 			return s;
 	return -1;
 }
@@ -513,7 +530,7 @@ static void apply_timewait(struct story *st, int s,
 		sd->state = TCP_TIME_WAIT;
 	} else {
 		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
-		snprintf(e->note, sizeof(e->note),
+		ev_note(e,
 			 "%s: now a timewait socket (%.0f s at most)",
 			 side_name(s), r->state.timeo_ms / 1000.0);
 	}
@@ -536,10 +553,10 @@ static void apply_timewait_end(struct story *st, int s,
 	e->old_state = sd->tw_sub;
 	e->new_state = TCP_CLOSE;
 	if (r->state.flags == TCPTRACE_TW_KILLED)
-		snprintf(e->note, sizeof(e->note),
+		ev_note(e,
 			 "timewait socket killed early");
 	else if (sd->tw_known)
-		snprintf(e->note, sizeof(e->note),
+		ev_note(e,
 			 "TIME_WAIT ended after %.2f s", secs(sd->tw_ns));
 	sd->state = TCP_CLOSE;
 	sd->done = true;
@@ -588,7 +605,7 @@ static const char *reset_reason(struct story *st, int s, char *buf,
 static void mark_retransmit(struct story_ev *e, const char *what,
 			    unsigned int nth, uint64_t since)
 {
-	snprintf(e->note, sizeof(e->note), "%s retransmit #%u after %.2f s",
+	ev_note(e, "%s retransmit #%u after %.2f s",
 		 what, nth, secs(since));
 }
 
@@ -757,7 +774,7 @@ static void apply_packet(struct story *st, int s,
 			peer_tw = true;
 	}
 	if (f & F_RST) {
-		snprintf(e->note, sizeof(e->note), "RST sent by %s: %s",
+		ev_note(e, "RST sent by %s: %s",
 			 side_name(s), reset_reason(st, s, why, sizeof(why)));
 		if (!me->rst_seen) {
 			me->rst_seen = true;
@@ -808,7 +825,7 @@ static bool reset_after_rst(struct story *st, int s,
 			return false;
 		socket_reset_reason(r->state.old_state, r->pid != 0, why,
 				    sizeof(why));
-		snprintf(e->note, sizeof(e->note), "RST sent by %s: %s",
+		ev_note(e, "RST sent by %s: %s",
 			 side_name(s), why);
 		return true;
 	}
@@ -916,7 +933,7 @@ static void feed_socket(struct node *n, int s,
 		/* a note only when the RST itself was not recorded */
 		if (!st->side[!s].rst_seen) {
 			e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
-			snprintf(e->note, sizeof(e->note),
+			ev_note(e,
 				 "%s: reset received in %s", side_name(s),
 				 tcp_state_name(r->state.old_state, buf,
 						sizeof(buf)));
@@ -936,11 +953,11 @@ static void feed_socket(struct node *n, int s,
 	case TCPTRACE_T_LISTEN_OVERFLOW:
 		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
 		if (r->listen.reason == TCPTRACE_OVF_SYN_SYNQ)
-			snprintf(e->note, sizeof(e->note),
+			ev_note(e,
 				 "server: SYN queue full (%u): SYN dropped",
 				 r->listen.syn_queue);
 		else
-			snprintf(e->note, sizeof(e->note),
+			ev_note(e,
 				 "server: accept queue full (%u, backlog %u): %s dropped",
 				 r->listen.accept_queue, r->listen.backlog,
 				 r->listen.reason == TCPTRACE_OVF_ACK_ACCEPTQ ?
@@ -983,7 +1000,7 @@ static void note_lost(struct story_table *t, const struct tcptrace_record *r)
 	for (n = t->oldest; n; n = n->next) {
 		n->st.lost_records += r->lost.count;
 		e = add_ev(&n->st, EV_LOST, 0, r->ts_ns);
-		snprintf(e->note, sizeof(e->note),
+		ev_note(e,
 			 "%llu records lost (cpu %u): this story may miss events",
 			 (unsigned long long)r->lost.count, r->cpu);
 	}

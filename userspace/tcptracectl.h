@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "tcptrace.h"
 
@@ -38,6 +39,35 @@ static inline uint32_t key_hash_bytes(const void *key, size_t len)
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
 	return (uint32_t)h;
+}
+
+/*
+ * memcmp() of two addresses, 4 bytes long for AF_INET and 16 for anything
+ * else, as big-endian words: the same sign, without a library call for a
+ * few bytes (a tenth of a reader's time went into such calls).
+ */
+static inline int addr_cmp(const uint8_t *a, const uint8_t *b,
+			   unsigned int family)
+{
+	uint64_t x, y;
+	uint32_t u, v;
+
+	if (family == AF_INET) {
+		__builtin_memcpy(&u, a, 4);
+		__builtin_memcpy(&v, b, 4);
+		u = __builtin_bswap32(u);
+		v = __builtin_bswap32(v);
+		return (u > v) - (u < v);
+	}
+	__builtin_memcpy(&x, a, 8);
+	__builtin_memcpy(&y, b, 8);
+	if (x == y) {
+		__builtin_memcpy(&x, a + 8, 8);
+		__builtin_memcpy(&y, b + 8, 8);
+	}
+	x = __builtin_bswap64(x);
+	y = __builtin_bswap64(y);
+	return (x > y) - (x < y);
 }
 
 /* Exit status of usage errors; runtime errors exit with 1. */

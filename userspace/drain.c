@@ -14,15 +14,31 @@
  * pauses for DRAIN_PAUSE_NS before it reads again, so that records are
  * read in batches rather than a few at a time as they trickle in.
  *
- * The queue is bounded (DRAIN_QUEUE_MAX bytes of chunks; a short read is
- * added to the last chunk when it fits): while it is full the thread
- * does not read, the module's rings fill and the module counts what it
- * cannot store, which reaches the caller as LOST records in the stream, as
- * it would without the queue.  Nothing is lost unseen.
+ * The queue is bounded (DRAIN_RING chunks of DRAIN_CHUNK bytes): while it
+ * is full the thread does not read, the module's rings fill and the module
+ * counts what it cannot store, which reaches the caller as LOST records in
+ * the stream, as it would without the queue.  Nothing is lost unseen.
+ *
+ * Nothing is copied on the way: the thread reads into the free end of the
+ * last chunk (a new one when less than a quarter of it is free), and
+ * drain_pop() hands the caller a pointer to what it has not taken yet.
+ *
+ * No lock is shared between the thread and the caller, which may format
+ * at SCHED_IDLE (source.c): a lock it held while preempted would stall the
+ * reading for as long as the machine is busy, and the module would drop
+ * records.  The queue is a single-producer single-consumer ring of chunk
+ * pointers with acquire/release indices; a chunk's len is published the
+ * same way.  The thread only writes past a chunk's len, and the caller
+ * gives back only the chunks it has taken whole that are not the last
+ * one (the thread may be reading into that), through a second such ring;
+ * the thread reuses or frees them, so that the caller does not even share
+ * an allocator arena with it.  The caller sleeps on an eventfd, which the
+ * thread writes when it said so.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -31,47 +47,68 @@
 
 #include "source.h"
 
-#define DRAIN_CHUNK	(64 * 1024)
-#define DRAIN_QUEUE_MAX	((size_t)64 << 20)
+/* the queue: 64 MiB of chunks at the most */
+#define DRAIN_RING	1024u
 #define DRAIN_PAUSE_NS	10000000L
-/* chunks kept for reuse rather than freed */
+/* chunks kept for reuse by the thread rather than freed */
 #define DRAIN_SPARE	8
 
 struct chunk {
-	struct chunk *next;
-	size_t len;		/* bytes read into data */
-	size_t off;		/* bytes of data already taken */
+	struct chunk *next;	/* the thread's spare list */
+	_Atomic size_t len;	/* bytes read into data: stored with release */
 	unsigned char data[DRAIN_CHUNK];
 };
 
 struct drain {
 	int fd;
 	int stop_fd;		/* eventfd: the caller asks the thread to end */
+	int data_fd;		/* eventfd: the thread wakes a waiting caller */
 	const sigset_t *mask;	/* signal mask to wait with */
 	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;	/* data, or the end, for the caller */
-	/* under lock */
-	struct chunk *head, *tail;
-	struct chunk *spare;
-	unsigned int nspare;
-	size_t nchunks;		/* chunks in the queue */
-	size_t queued;		/* bytes in the queue */
-	bool ended;		/* the thread reads no more */
+
+	/* the queue: ring[tail .. head), indices free-running */
+	struct chunk *ring[DRAIN_RING];
+	_Atomic unsigned int head;	/* stored by the thread */
+	_Atomic unsigned int tail;	/* stored by the caller */
+	/* chunks given back: back[btail .. bhead) */
+	struct chunk *back[DRAIN_RING];
+	_Atomic unsigned int bhead;	/* stored by the caller */
+	_Atomic unsigned int btail;	/* stored by the thread */
+	_Atomic size_t queued;		/* bytes read and not yet taken */
+	atomic_bool waiting;		/* the caller sleeps on data_fd */
+	atomic_bool ended;		/* the thread reads no more */
+	/* written by the thread before ended */
+	int error;		/* errno of the read or poll that failed */
 	bool hup;		/* it ended on a hang-up */
 	bool interrupted;	/* it ended on a signal */
-	int error;		/* errno of the read or poll that failed */
+
+	/* the thread's own */
+	struct chunk *spare;
+	unsigned int nspare;
+	/* the caller's own */
+	size_t off;		/* bytes of ring[tail] taken */
 };
+
+/* After something the caller may wait for: wake it if it said it sleeps. */
+static void drain_wake(struct drain *d)
+{
+	const uint64_t one = 1;
+
+	/* pairs with the fence in drain_sleep() */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&d->waiting))
+		while (write(d->data_fd, &one, sizeof(one)) < 0 &&
+		       errno == EINTR)
+			;
+}
 
 static void drain_end(struct drain *d, int error, bool hup, bool intr)
 {
-	pthread_mutex_lock(&d->lock);
-	d->ended = true;
 	d->error = error;
 	d->hup = hup;
 	d->interrupted = intr;
-	pthread_cond_signal(&d->cond);
-	pthread_mutex_unlock(&d->lock);
+	atomic_store_explicit(&d->ended, true, memory_order_release);
+	drain_wake(d);
 }
 
 /*
@@ -102,73 +139,60 @@ static int drain_wait(struct drain *d, bool fd_too,
 	return n > 0;
 }
 
-static struct chunk *drain_chunk(struct drain *d)
+/* Takes back the chunks the caller is done with: kept or freed. */
+static void drain_reclaim(struct drain *d)
 {
+	unsigned int t = atomic_load_explicit(&d->btail, memory_order_relaxed);
+	unsigned int h = atomic_load_explicit(&d->bhead, memory_order_acquire);
 	struct chunk *c;
 
-	pthread_mutex_lock(&d->lock);
-	c = d->spare;
+	for (; t != h; t++) {
+		c = d->back[t % DRAIN_RING];
+		if (d->nspare < DRAIN_SPARE) {
+			c->next = d->spare;
+			d->spare = c;
+			d->nspare++;
+		} else {
+			free(c);
+		}
+	}
+	atomic_store_explicit(&d->btail, t, memory_order_release);
+}
+
+/* A chunk to read into, len 0; NULL when out of memory. */
+static struct chunk *drain_chunk(struct drain *d)
+{
+	struct chunk *c = d->spare;
+
 	if (c) {
 		d->spare = c->next;
 		d->nspare--;
-	}
-	pthread_mutex_unlock(&d->lock);
-	return c ? c : malloc(sizeof(*c));
-}
-
-/* The queue's memory is its chunks, however full they are. */
-static bool drain_full(struct drain *d)
-{
-	bool full;
-
-	pthread_mutex_lock(&d->lock);
-	full = d->nchunks >= DRAIN_QUEUE_MAX / DRAIN_CHUNK;
-	pthread_mutex_unlock(&d->lock);
-	return full;
-}
-
-/*
- * Queues what was read into @c; a short read goes at the end of the last
- * chunk when it fits there.  Returns whether @c was kept (else it can be
- * read into again).
- */
-static bool drain_push(struct drain *d, struct chunk *c)
-{
-	struct chunk *t;
-	bool kept = true;
-
-	pthread_mutex_lock(&d->lock);
-	t = d->tail;
-	if (t && DRAIN_CHUNK - t->len >= c->len) {
-		memcpy(t->data + t->len, c->data, c->len);
-		t->len += c->len;
-		kept = false;
 	} else {
-		c->next = NULL;
-		if (t)
-			t->next = c;
-		else
-			d->head = c;
-		d->tail = c;
-		d->nchunks++;
+		c = malloc(sizeof(*c));
+		if (!c)
+			return NULL;
 	}
-	d->queued += c->len;
-	pthread_cond_signal(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-	return kept;
+	atomic_store_explicit(&c->len, 0, memory_order_relaxed);
+	return c;
 }
 
 static void *drain_thread(void *arg)
 {
 	const struct timespec pause = { .tv_nsec = DRAIN_PAUSE_NS };
 	struct drain *d = arg;
-	struct chunk *c = NULL;
+	struct chunk *c = NULL, *dst;
+	unsigned int head, tail;
 	bool hup = false;
+	size_t off;
 	ssize_t n;
 	int ret;
 
 	for (;;) {
-		if (drain_full(d)) {
+		drain_reclaim(d);
+		head = atomic_load_explicit(&d->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&d->tail, memory_order_acquire);
+		if (head - tail >= DRAIN_RING) {
+			/* full: the caller is behind */
 			ret = drain_wait(d, false, &pause, &hup);
 			if (ret < 0) {
 				drain_end(d, errno, false, false);
@@ -194,8 +218,24 @@ static void *drain_thread(void *arg)
 			break;
 		if (!ret && !hup)
 			continue;
+		/*
+		 * Into the free end of the last chunk when a quarter of it or
+		 * more is free: the caller does not give that one back.
+		 */
+		dst = c;
+		off = 0;
+		if (head != tail) {
+			dst = d->ring[(head - 1) % DRAIN_RING];
+			off = atomic_load_explicit(&dst->len,
+						   memory_order_relaxed);
+			if (DRAIN_CHUNK - off < DRAIN_CHUNK / 4) {
+				dst = c;
+				off = 0;
+			}
+		}
 		/* the device wants room for whole records */
-		n = read(d->fd, c->data, DRAIN_CHUNK);
+		n = read(d->fd, dst->data + off,
+			 (DRAIN_CHUNK - off) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1));
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -209,10 +249,16 @@ static void *drain_thread(void *arg)
 			drain_end(d, 0, true, false);
 			goto wait_stop;
 		}
-		c->len = (size_t)n;
-		c->off = 0;
-		if (drain_push(d, c))
+		atomic_fetch_add(&d->queued, (size_t)n);
+		atomic_store_explicit(&dst->len, off + (size_t)n,
+				      memory_order_release);
+		if (dst == c) {
+			d->ring[head % DRAIN_RING] = c;
+			atomic_store_explicit(&d->head, head + 1,
+					      memory_order_release);
 			c = NULL;
+		}
+		drain_wake(d);
 		if ((size_t)n < DRAIN_CHUNK / 4) {
 			ret = drain_wait(d, false, &pause, &hup);
 			if (ret > 1)
@@ -232,7 +278,6 @@ wait_stop:
 
 int drain_start(struct drain **dp, int fd, const sigset_t *mask)
 {
-	pthread_condattr_t attr;
 	struct drain *d;
 	int err;
 
@@ -246,29 +291,19 @@ int drain_start(struct drain **dp, int fd, const sigset_t *mask)
 		err = errno;
 		goto free_drain;
 	}
-	err = pthread_mutex_init(&d->lock, NULL);
-	if (err)
+	d->data_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->data_fd < 0) {
+		err = errno;
 		goto close_stop_fd;
-	err = pthread_condattr_init(&attr);
-	if (err)
-		goto destroy_lock;
-	/* drain_pop()'s deadlines are CLOCK_MONOTONIC, as now_ns() */
-	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (!err)
-		err = pthread_cond_init(&d->cond, &attr);
-	pthread_condattr_destroy(&attr);
-	if (err)
-		goto destroy_lock;
+	}
 	err = pthread_create(&d->thread, NULL, drain_thread, d);
 	if (err)
-		goto destroy_cond;
+		goto close_data_fd;
 	*dp = d;
 	return 0;
 
-destroy_cond:
-	pthread_cond_destroy(&d->cond);
-destroy_lock:
-	pthread_mutex_destroy(&d->lock);
+close_data_fd:
+	close(d->data_fd);
 close_stop_fd:
 	close(d->stop_fd);
 free_drain:
@@ -276,65 +311,117 @@ free_drain:
 	return err;
 }
 
-ssize_t drain_pop(struct drain *d, void *buf, size_t room, uint64_t deadline)
+/*
+ * Sleeps until the thread may have queued something or ended, or until
+ * @deadline (0: none).  Returns 0 on the deadline, else 1.
+ */
+static int drain_sleep(struct drain *d, uint64_t deadline)
 {
-	struct timespec ts;
+	unsigned int head, tail;
+	struct timespec ts, *tsp = NULL;
+	struct pollfd pfd = { .fd = d->data_fd, .events = POLLIN };
+	uint64_t now, v;
+	int n;
+
+	atomic_store(&d->waiting, true);
+	/* pairs with the fence in drain_wake() */
+	atomic_thread_fence(memory_order_seq_cst);
+	head = atomic_load_explicit(&d->head, memory_order_acquire);
+	tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
+	if (head != tail && atomic_load_explicit(
+		    &d->ring[tail % DRAIN_RING]->len, memory_order_acquire) >
+	    d->off)
+		goto awake;
+	if (head - tail > 1 || atomic_load(&d->ended))
+		goto awake;
+	if (deadline) {
+		now = now_ns();
+		if (now >= deadline) {
+			atomic_store(&d->waiting, false);
+			return 0;
+		}
+		ts.tv_sec = (time_t)((deadline - now) / 1000000000);
+		ts.tv_nsec = (long)((deadline - now) % 1000000000);
+		tsp = &ts;
+	}
+	n = ppoll(&pfd, 1, tsp, NULL);
+	if (n == 0) {
+		atomic_store(&d->waiting, false);
+		return 0;
+	}
+	/* the count back to 0 (EAGAIN: it already is) */
+	if (n > 0 && read(d->data_fd, &v, sizeof(v)) < 0)
+		v = 0;
+awake:
+	atomic_store(&d->waiting, false);
+	return 1;
+}
+
+ssize_t drain_pop(struct drain *d, const void **data, uint64_t deadline)
+{
+	unsigned int head, tail, bhead;
 	struct chunk *c;
 	size_t len;
-	ssize_t ret;
 
-	if (deadline) {
-		ts.tv_sec = (time_t)(deadline / 1000000000);
-		ts.tv_nsec = (long)(deadline % 1000000000);
-	}
-	pthread_mutex_lock(&d->lock);
-	while (!d->head && !d->ended) {
-		if (!deadline) {
-			pthread_cond_wait(&d->cond, &d->lock);
-		} else if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) ==
-			   ETIMEDOUT) {
-			ret = 0;
-			goto unlock;
+	for (;;) {
+		tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
+		head = atomic_load_explicit(&d->head, memory_order_acquire);
+		if (head != tail) {
+			c = d->ring[tail % DRAIN_RING];
+			len = atomic_load_explicit(&c->len,
+						   memory_order_acquire);
+			if (len > d->off) {
+				*data = c->data + d->off;
+				len -= d->off;
+				d->off += len;
+				atomic_fetch_sub(&d->queued, len);
+				return (ssize_t)len;
+			}
+			/* taken whole, and not the last: give it back */
+			if (head - tail > 1) {
+				bhead = atomic_load_explicit(
+					&d->bhead, memory_order_relaxed);
+				/* at most DRAIN_RING chunks exist at once */
+				d->back[bhead % DRAIN_RING] = c;
+				atomic_store_explicit(&d->bhead, bhead + 1,
+						      memory_order_release);
+				atomic_store_explicit(&d->tail, tail + 1,
+						      memory_order_release);
+				d->off = 0;
+				continue;
+			}
 		}
+		if (atomic_load_explicit(&d->ended, memory_order_acquire)) {
+			/* what came before the end is visible now */
+			head = atomic_load_explicit(&d->head,
+						    memory_order_acquire);
+			if (head != tail && atomic_load_explicit(
+				    &d->ring[tail % DRAIN_RING]->len,
+				    memory_order_acquire) > d->off)
+				continue;
+			if (head - tail > 1)
+				continue;
+			return -1;
+		}
+		if (!drain_sleep(d, deadline))
+			return 0;
 	}
-	c = d->head;
-	if (!c) {
-		ret = -1;
-		goto unlock;
-	}
-	len = c->len - c->off;
-	if (len > room)
-		len = room;
-	memcpy(buf, c->data + c->off, len);
-	c->off += len;
-	d->queued -= len;
-	ret = (ssize_t)len;
-	if (c->off < c->len)
-		goto unlock;
-	d->head = c->next;
-	if (!d->head)
-		d->tail = NULL;
-	d->nchunks--;
-	if (d->nspare < DRAIN_SPARE) {
-		c->next = d->spare;
-		d->spare = c;
-		d->nspare++;
-	} else {
-		free(c);
-	}
-unlock:
-	pthread_mutex_unlock(&d->lock);
-	return ret;
 }
 
 void drain_result(struct drain *d, struct drain_result *res)
 {
-	pthread_mutex_lock(&d->lock);
-	res->error = d->error;
-	res->hup = d->hup;
-	res->interrupted = d->interrupted;
-	res->queued = d->queued;
-	pthread_mutex_unlock(&d->lock);
+	bool ended = atomic_load_explicit(&d->ended, memory_order_acquire);
+
+	res->error = ended ? d->error : 0;
+	res->hup = ended && d->hup;
+	res->interrupted = ended && d->interrupted;
+	res->queued = atomic_load(&d->queued);
+}
+
+bool drain_status(struct drain *d, size_t *queued)
+{
+	*queued = atomic_load_explicit(&d->queued, memory_order_relaxed);
+	return !atomic_load_explicit(&d->ended, memory_order_relaxed);
 }
 
 void drain_finish(struct drain *d)
@@ -348,22 +435,22 @@ void drain_finish(struct drain *d)
 
 void drain_stop(struct drain *d)
 {
+	unsigned int i, end;
 	struct chunk *c;
 
 	if (!d)
 		return;
 	drain_finish(d);
 	pthread_join(d->thread, NULL);
-	while ((c = d->head)) {
-		d->head = c->next;
-		free(c);
-	}
+	drain_reclaim(d);
+	end = atomic_load(&d->head);
+	for (i = atomic_load(&d->tail); i != end; i++)
+		free(d->ring[i % DRAIN_RING]);
 	while ((c = d->spare)) {
 		d->spare = c->next;
 		free(c);
 	}
-	pthread_cond_destroy(&d->cond);
-	pthread_mutex_destroy(&d->lock);
+	close(d->data_fd);
 	close(d->stop_fd);
 	free(d);
 }

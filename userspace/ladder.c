@@ -66,6 +66,9 @@ void usage_ladder(FILE *out)
 "diagram.  A connection is drawn when it ends: when every end that was\n"
 "seen has closed and its TIME_WAIT is over.  Connections still open are\n"
 "drawn at the end of the input, at SIGINT/SIGTERM or after --duration.\n"
+"When the output is not a terminal, drawing runs in the background\n"
+"(SCHED_IDLE; SCHED_OTHER while over 1 MiB of records wait);\n"
+"TCPTRACE_FOREGROUND=1 keeps the caller's policy.\n"
 "\n"
 "Options:\n"
 "  -r, --read FILE      read the JSON Lines of 'watch --json' from FILE\n"
@@ -599,6 +602,8 @@ int cmd_ladder(int argc, char **argv)
 	}
 	lr.live = src.kind == SOURCE_DEVICE;
 	src.tick = 0.25;
+	/* nobody watches it happen: draw in the background */
+	src.background = !isatty(STDOUT_FILENO);
 	err = source_run(&src, on_record, on_flush, &lr);
 	/* the connections still open, then with --flush all of them */
 	if (story_flush(lr.t))

@@ -37,6 +37,8 @@ void usage_record(FILE *out)
 "interrupted (SIGINT/SIGTERM end cleanly, with a complete file), --count or\n"
 "--duration.  The records come from " TCPTRACE_DEVICE ", or from a file\n"
 "with -i or -r.  At the end, 'N packets written to FILE' goes to stderr.\n"
+"Packets are written in the background (SCHED_IDLE; SCHED_OTHER while over\n"
+"1 MiB of records wait); TCPTRACE_FOREGROUND=1 keeps the caller's policy.\n"
 "\n"
 "Options:\n"
 "  -w, --write FILE     the pcap file to create ('-': standard output);\n"
@@ -334,6 +336,8 @@ int cmd_record(int argc, char **argv)
 		err = 1;
 		goto cleanup;
 	}
+	/* packets go to a file: write them in the background */
+	src.background = true;
 	err = source_run(&src, on_record, on_flush, &rc);
 cleanup:
 	if (rc.w) {

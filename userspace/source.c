@@ -5,16 +5,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "source.h"
 
-/* Room for a batch of records plus the rest of one record of any len. */
+/*
+ * Room for a batch of records plus the rest of one record of any len; from
+ * the device, for the rest of a record and a chunk of the queue.
+ */
 #define BUF_SIZE	(128 * 1024)
+_Static_assert(BUF_SIZE >= UINT16_MAX + DRAIN_CHUNK, "BUF_SIZE too small");
 /* The longest JSON line accepted. */
 #define LINE_MAX_LEN	(64 * 1024)
 
@@ -169,6 +175,83 @@ static void warn_unhandled(struct drain *dr, size_t have)
 }
 
 /*
+ * Formatting in the background.  The formatting thread (the caller's) is
+ * CPU-bound work that nothing waits for when the output is not a terminal:
+ * the reading thread keeps the module's rings empty and the queue absorbs
+ * the lag.  So it runs as SCHED_IDLE: on a CPU that nothing else wants,
+ * preempted at once by any other task's wake-up, so that a burst of
+ * formatting never delays the traced workload, which only loses the CPU
+ * time it leaves idle.  When the queue grows past BG_HIGH (8192 records,
+ * a fraction of a second's worth under load: the machine has had too
+ * little idle time for a while) the thread goes back to SCHED_OTHER, its
+ * fair share, until the queue is under BG_LOW: the lag stays that small
+ * and the queue never fills because of the policy.  After the reading
+ * ends (a signal, --duration) the rest is formatted at SCHED_OTHER.
+ *
+ * Not done when source.background is false (a terminal, the metrics
+ * server), under a policy the user chose (chrt, anything but SCHED_OTHER),
+ * without the right to return to SCHED_OTHER (root, CAP_SYS_NICE or
+ * RLIMIT_NICE), or with TCPTRACE_FOREGROUND set in the environment.
+ */
+#define BG_HIGH	((size_t)1 << 20)
+#define BG_LOW	((size_t)128 << 10)
+
+struct bg {
+	bool on;	/* the policy is ours to change */
+	bool idle;	/* the thread is SCHED_IDLE now */
+};
+
+static bool bg_may_return(void)
+{
+	struct rlimit rl;
+	int nice;
+
+	if (geteuid() == 0)
+		return true;
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, 0);
+	if (errno || getrlimit(RLIMIT_NICE, &rl))
+		return false;
+	/* what the kernel's can_nice() asks of an unprivileged thread */
+	return rl.rlim_cur == RLIM_INFINITY ||
+	       (rlim_t)(20 - nice) <= rl.rlim_cur;
+}
+
+static void bg_set(struct bg *b, bool idle)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (!b->on || b->idle == idle)
+		return;
+	if (sched_setscheduler(0, idle ? SCHED_IDLE : SCHED_OTHER, &sp)) {
+		warnmsg("cannot make the formatting thread %s: %s",
+			idle ? "SCHED_IDLE" : "SCHED_OTHER", strerror(errno));
+		b->on = false;
+		return;
+	}
+	b->idle = idle;
+}
+
+static void bg_start(struct bg *b, bool wanted)
+{
+	const char *fg = getenv("TCPTRACE_FOREGROUND");
+
+	b->on = wanted && !(fg && *fg && strcmp(fg, "0")) &&
+		sched_getscheduler(0) == SCHED_OTHER && bg_may_return();
+	b->idle = false;
+	bg_set(b, true);
+}
+
+/* after each batch taken from the queue, with what is left in it */
+static void bg_update(struct bg *b, size_t queued, bool reading)
+{
+	if (!reading || queued > BG_HIGH)
+		bg_set(b, false);
+	else if (queued < BG_LOW)
+		bg_set(b, true);
+}
+
+/*
  * Raw records from the device or a file.  The device is read by a thread
  * of its own (drain.c), so that formatting never holds up its draining.
  */
@@ -177,8 +260,11 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 	bool device = rn->s->kind == SOURCE_DEVICE;
 	struct drain *dr = NULL;
 	unsigned char *buf = NULL;
+	struct bg bg = { 0 };
+	const void *data;
 	uint64_t wake, tick;
-	size_t have = 0, room;
+	size_t have = 0, room, queued;
+	bool reading;
 	ssize_t n, used;
 	int err = 0;
 
@@ -196,6 +282,7 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 			err = 1;
 			goto cleanup;
 		}
+		bg_start(&bg, rn->s->background);
 	}
 	while (!done(rn)) {
 		if (rn->deadline && now_ns() >= rn->deadline) {
@@ -205,8 +292,6 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 			drain_finish(dr);
 			rn->deadline = 0;
 		}
-		/* The device wants room for whole records. */
-		room = (BUF_SIZE - have) & ~(size_t)(TCPTRACE_RECORD_SIZE - 1);
 		if (device) {
 			wake = rn->deadline;
 			if (rn->s->tick > 0) {
@@ -214,7 +299,9 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 				if (!wake || tick < wake)
 					wake = tick;
 			}
-			n = drain_pop(dr, buf + have, room, wake);
+			n = drain_pop(dr, &data, wake);
+			reading = drain_status(dr, &queued);
+			bg_update(&bg, queued, reading);
 			if (n < 0) {
 				err = device_ended(rn, dr, have);
 				break;
@@ -226,7 +313,23 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 				}
 				continue;
 			}
+			if (!have) {
+				/* the records where the reading thread put them */
+				used = process_raw(rn, data, (size_t)n);
+				if (do_flush(rn) || used < 0) {
+					err = 1;
+					goto cleanup;
+				}
+				have = (size_t)(n - used);
+				memcpy(buf, (const unsigned char *)data + used, have);
+				continue;
+			}
+			/* the rest of a record cut at the end of a chunk */
+			memcpy(buf + have, data, (size_t)n);
 		} else {
+			/* room for whole records */
+			room = (BUF_SIZE - have) &
+			       ~(size_t)(TCPTRACE_RECORD_SIZE - 1);
 			n = read(fd, buf + have, room);
 			if (n < 0) {
 				if (errno == EINTR || errno == EAGAIN)

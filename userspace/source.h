@@ -22,6 +22,7 @@ struct source {
 	const char *path;	/* SOURCE_RAW, SOURCE_JSON */
 	double duration;	/* seconds; 0: until the end or a signal */
 	double tick;		/* device: call flush this often when idle */
+	bool background;	/* device: format at SCHED_IDLE (source.c) */
 	/* set by source_run() */
 	bool interrupted;	/* SIGINT or SIGTERM ended it */
 	uint64_t records;	/* records handed to the callback */
@@ -62,13 +63,18 @@ struct drain_result {
 
 int drain_start(struct drain **dp, int fd, const sigset_t *mask);
 /*
- * Takes up to @room bytes of what was read, in order, waiting for them
- * until @deadline (CLOCK_MONOTONIC ns; 0: no deadline).  Returns the
- * number of bytes, 0 when the deadline passed, -1 when the reading has
- * ended and everything read was taken (see drain_result()).
+ * Takes what was read and not taken yet, in order, waiting for it until
+ * @deadline (CLOCK_MONOTONIC ns; 0: no deadline): *@data points to it, in
+ * the queue's own memory, valid until the next call (at most DRAIN_CHUNK
+ * bytes, possibly ending inside a record).  Returns the number of bytes, 0
+ * when the deadline passed, -1 when the reading has ended and everything
+ * read was taken (see drain_result()).
  */
-ssize_t drain_pop(struct drain *d, void *buf, size_t room, uint64_t deadline);
+#define DRAIN_CHUNK	(64 * 1024)
+ssize_t drain_pop(struct drain *d, const void **data, uint64_t deadline);
 void drain_result(struct drain *d, struct drain_result *res);
+/* whether the thread still reads, and *@queued the bytes not yet taken */
+bool drain_status(struct drain *d, size_t *queued);
 /* asks the thread to read no more: drain_pop() then returns what is left */
 void drain_finish(struct drain *d);
 /* ends the thread and frees everything; @d may be NULL */

@@ -36,7 +36,9 @@ void usage_watch(FILE *out)
 "The device is read by a thread of its own into a queue in memory (up to\n"
 "64 MiB), so that the module's rings are emptied even while the output is\n"
 "slow; a first signal ends the reading and what was read is still printed,\n"
-"a second one stops at once.\n"
+"a second one stops at once.  When the output is not a terminal, formatting\n"
+"runs in the background (SCHED_IDLE, SCHED_OTHER while the queue holds over\n"
+"1 MiB); TCPTRACE_FOREGROUND=1 keeps it at the caller's policy.\n"
 "\n"
 "Options:\n"
 "  -4                   only IPv4 records\n"
@@ -399,8 +401,11 @@ int cmd_watch(int argc, char **argv)
 	 * Output is flushed after each batch of records read: into a pipe or
 	 * a file, one write() for the batch rather than one per 4 KiB.
 	 */
-	if (!isatty(STDOUT_FILENO))
+	if (!isatty(STDOUT_FILENO)) {
 		setvbuf(stdout, NULL, _IOFBF, 256 * 1024);
+		/* nobody watches it happen: format in the background */
+		src.background = true;
+	}
 	err = source_run(&src, on_record, flush_out, &w);
 	/* connections still open at the end are summarised too */
 	if (w.summary && !err) {

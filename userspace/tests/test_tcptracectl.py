@@ -680,6 +680,91 @@ def spawn(args, env):
                             stderr=subprocess.PIPE, env=full_env)
 
 
+SCHED_OTHER, SCHED_IDLE = 0, 5
+
+
+def thread_policies(pid):
+    """{tid: scheduling policy} of the threads of pid (/proc stat field 41)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = int(fields[38])
+    return out
+
+
+def feed(dev, data, seconds=20):
+    """Writes data into the FIFO device; what could not be written."""
+    end = time.monotonic() + seconds
+    while data and time.monotonic() < end:
+        try:
+            data = data[os.write(dev.fd, data):]
+        except BlockingIOError:
+            time.sleep(0.01)
+    return data
+
+
+def read_lines(proc, n, timeout=20.0):
+    """Reads n lines or more of proc.stdout (fewer on EOF or timeout)."""
+    got, fd = 0, proc.stdout.fileno()
+    end = time.monotonic() + timeout
+    while got < n:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        b = os.read(fd, 1 << 16)
+        if not b:
+            break
+        got += b.count(b"\n")
+    return got
+
+
+def test_background(dev):
+    """Formatting at SCHED_IDLE when the output is not a terminal, back at
+    SCHED_OTHER while more than 1 MiB of records wait, and never with
+    TCPTRACE_FOREGROUND=1; the reading thread at SCHED_OTHER always."""
+    proc = spawn(["watch", "--json"], dict(dev.env, TCPTRACE_FOREGROUND="1"))
+    time.sleep(0.3)
+    pol = thread_policies(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    check("watch: TCPTRACE_FOREGROUND=1 formats at SCHED_OTHER",
+          len(pol) == 2 and set(pol.values()) == {SCHED_OTHER}, repr(pol))
+
+    n = 80000  # 10 MB of records: far past the 1 MiB mark
+    proc = spawn(["watch", "--json"], dev.env)
+    try:
+        time.sleep(0.3)
+        pol = thread_policies(proc.pid)
+        check("watch into a pipe: the formatting thread at SCHED_IDLE, the "
+              "reading thread at SCHED_OTHER",
+              pol.get(proc.pid) == SCHED_IDLE and
+              sorted(pol.values()) == [SCHED_OTHER, SCHED_IDLE], repr(pol))
+        # the output blocked while the records pile up in the queue
+        left = feed(dev, CASES[0][0] * n)
+        time.sleep(0.5)
+        # a little output read: the thread takes the next batch, with
+        # more than 1 MiB waiting behind it
+        got = read_lines(proc, 4000)
+        time.sleep(0.2)
+        busy = thread_policies(proc.pid).get(proc.pid)
+        got += read_lines(proc, n - got)
+        time.sleep(0.2)
+        idle = thread_policies(proc.pid).get(proc.pid)
+        check("watch: SCHED_OTHER while over 1 MiB of records wait, "
+              "SCHED_IDLE again once they are printed",
+              not left and busy == SCHED_OTHER and idle == SCHED_IDLE and
+              got == n, "left %d, %r then %r, %d of %d lines" % (
+                  len(left), busy, idle, got, n))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
 def test_device(tmp):
     dev = FakeDevice(tmp)
     try:
@@ -820,6 +905,8 @@ def test_device(tmp):
                       "what was left", not data and rc == 0 and m and
                       lines < n and lines + int(m.group(1)) == n,
                       "rc %r, %d lines, %r" % (rc, lines, err))
+
+        test_background(dev)
 
         proc = spawn(["watch", "--json", "-c", "2"], dev.env)
         dev.write(CASES[0][0] + CASES[1][0] + CASES[2][0])

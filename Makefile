@@ -110,14 +110,17 @@ clean:
 # the guest sees only the repository: it writes there, the host moves it
 BENCH_OUT ?= bench/results.json
 BENCH_VARS = $(foreach v,BENCH_ROUNDS BENCH_SECS BENCH_PROCS BENCH_CONDS BENCH_WARMUP \
-	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE,$(if $($(v)),$(v)='$($(v))'))
+	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE BENCH_PROFILE_FREQ,$(if $($(v)),$(v)='$($(v))'))
 
 # the guest's clocksource: tsc (tsc=reliable: the TSC, as on real machines;
 # bench/clockcheck checks that it agrees between the vCPUs) or hpet (what
 # the kernel picks by itself under TCG: every clock read an emulated device
-# access); BENCH_ACCEL is QEMU's -accel (TCPTRACE_VM_ACCEL)
+# access); BENCH_ACCEL is QEMU's -accel (TCPTRACE_VM_ACCEL): multi-threaded
+# TCG by default, one host thread per vCPU like real CPUs (the module is
+# loaded only between runs, with no traffic)
 BENCH_CLOCK ?= tsc
-BENCH_ACCEL ?= $(or $(TCPTRACE_VM_ACCEL),tcg,thread=single)
+comma := ,
+BENCH_ACCEL ?= $(if $(TCPTRACE_VM_ACCEL),$(TCPTRACE_VM_ACCEL),tcg$(comma)thread=multi)
 BENCH_APPEND = $(if $(filter tsc,$(BENCH_CLOCK)),tsc=reliable,$(if \
 	$(filter hpet,$(BENCH_CLOCK)),clocksource=hpet,$(error BENCH_CLOCK is tsc or hpet)))
 

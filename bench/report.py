@@ -16,8 +16,13 @@ import statistics
 import sys
 
 USER_HZ = 100
-CONDS = ["baseline", "tcptrace", "tcptrace+cat", "tcptrace+reader", "ftrace", "bpftrace",
-         "tcpdump"]
+CONDS = ["baseline", "tcptrace", "tcptrace+cat", "tcptrace+reader",
+         "tcptrace+reader-fg", "ftrace", "bpftrace", "tcpdump"]
+READERS = ["tcptrace+reader", "tcptrace+reader-fg"]
+# A reader kept up when, at the end of a run, the output it still owed was
+# at most this many seconds' worth of the run's (a formatting thread in the
+# background may lag; it must not defer its work past the measurement)
+KEPT_UP_S = 0.25
 LINKS = ["veth", "lo"]
 
 
@@ -50,6 +55,17 @@ def summarise(runs):
                 "errors": sum(r["errors"] for r in rs),
                 "rates": [r["rate"] for r in rs],
             }
+            lag = [r for r in rs if r.get("out_bytes")]
+            if lag:
+                behind = [(1 - r["out_bytes_at_end"] / r["out_bytes"]) *
+                          r["secs"] for r in lag]
+                out[cond][link].update(
+                    out_at_end=round(median([
+                        r["out_bytes_at_end"] / r["out_bytes"]
+                        for r in lag]), 4),
+                    behind_s=round(median(behind), 3),
+                    behind_max_s=round(max(behind), 3),
+                    catch_up_s=median([r["catch_up_s"] for r in lag]))
     for cond, links in out.items():
         for link, s in links.items():
             base = out.get("baseline", {}).get(link)
@@ -101,7 +117,7 @@ def print_tables(res, f=sys.stdout):
                ", QEMU -accel " + m["accel"] if m.get("accel") else ""),
               file=f)
     print("", file=f)
-    hdr = ("%-16s %-4s %8s %6s %9s %6s %5s %8s %7s" %
+    hdr = ("%-18s %-4s %8s %6s %9s %6s %5s %8s %7s" %
            ("condition", "link", "conn/s", "ratio", "cpu_us/c", "ratio",
             "busy", "rec/conn", "drops"))
     print(hdr, file=f)
@@ -111,14 +127,25 @@ def print_tables(res, f=sys.stdout):
             s = res["summary"].get(cond, {}).get(link)
             if not s:
                 if link == LINKS[0] and cond in res.get("skipped", {}):
-                    print("%-16s skipped: %s" % (cond, res["skipped"][cond]),
+                    print("%-18s skipped: %s" % (cond, res["skipped"][cond]),
                           file=f)
                 continue
-            print("%-16s %-4s %8.1f %6s %9s %6s %5s %8s %7d" % (
+            print("%-18s %-4s %8.1f %6s %9s %6s %5s %8s %7d" % (
                 cond, link, s["rate"], fmt(s.get("rate_ratio"), "{:.3f}"),
                 fmt(s["cpu_us_per_conn"]), fmt(s.get("cpu_ratio"), "{:.3f}"),
                 fmt(s["cpu_busy"], "{:.2f}"),
                 fmt(s["records_per_conn"], "{:.1f}"), s["drops"]), file=f)
+    lags = [(c, l, res["summary"][c][l]) for c in READERS for l in LINKS
+            if "catch_up_s" in res["summary"].get(c, {}).get(l, {})]
+    if lags:
+        print("", file=f)
+        print("the readers' output at the end of each run (watch --json, "
+              "bytes written), median of the rounds:", file=f)
+        for c, l, s in lags:
+            print("  %-18s %-4s %5.1f%% written: %.2f s of the run behind "
+                  "(at most %.2f s), the rest %.2f s after" % (
+                      c, l, 100 * s["out_at_end"], s["behind_s"],
+                      s["behind_max_s"], s["catch_up_s"]), file=f)
     loss = res.get("loss") or {}
     if loss:
         print("", file=f)
@@ -166,13 +193,19 @@ def print_tables(res, f=sys.stdout):
 
 def targets(summary, loss):
     out = {}
-    for rdr in ("tcptrace+reader", "tcptrace+cat"):
+    for rdr in ("tcptrace+reader", "tcptrace+reader-fg", "tcptrace+cat"):
         tr = summary.get(rdr, {}).get("veth")
         if tr and "rate_ratio" in tr:
+            # a reader that fell behind only deferred its cost
+            kept = tr.get("behind_s", 0) <= KEPT_UP_S
             out["%s keeps >=95%% of veth rate" % rdr] = {
-                "met": tr["rate_ratio"] >= 0.95,
-                "detail": "ratio %.3f" % tr["rate_ratio"]}
-    for rdr in ("tcptrace+reader", "tcptrace+cat"):
+                "met": tr["rate_ratio"] >= 0.95 and kept,
+                "detail": "ratio %.3f%s" % (tr["rate_ratio"], "" if
+                    "behind_s" not in tr else
+                    ", %s (%.2f s behind at the end, median)" % (
+                        "kept up" if kept else "FELL BEHIND",
+                        tr["behind_s"]))}
+    for rdr in ("tcptrace+reader", "tcptrace+reader-fg", "tcptrace+cat"):
         for other in ("ftrace", "bpftrace", "tcpdump"):
             details, met = [], True
             for link in LINKS:

@@ -22,6 +22,10 @@
 #   tcptrace+cat     tcptrace loaded, cat /dev/tcptrace > /dev/null: the
 #                    cost of the module and of read(), without formatting
 #   tcptrace+reader  tcptrace loaded, tcptracectl watch --json > /dev/null
+#                    (its formatting thread in the background: SCHED_IDLE
+#                    while it keeps up, SCHED_OTHER when it falls behind)
+#   tcptrace+reader-fg  the same with TCPTRACE_FOREGROUND=1: formatting at
+#                    SCHED_OTHER all along, as before the background policy
 #   ftrace           the tracepoints tcptrace uses (sock:inet_sock_set_state,
 #                    tcp:tcp_retransmit_skb, tcp_retransmit_synack,
 #                    tcp_send_reset, tcp_receive_reset, tcp_destroy_sock)
@@ -32,7 +36,10 @@
 #                    or lo) with a SYN/FIN/RST filter
 # Per condition: connections/s, guest CPU time per connection (busy time of
 # all CPUs in /proc/stat over the run), records per connection (written or
-# dropped) and drops.
+# dropped) and drops.  For the two tcptracectl readers, how much of their
+# output was written by the end of the run and how long after it they had
+# written all of it (their bytes written, /proc/PID/io wchar): a reader
+# that kept up has written nearly all by the end.
 #
 # Part 2, events until loss: with tcptracectl watch --json reading, more
 # and more client processes on veth, for the default ring and larger ones;
@@ -48,7 +55,8 @@
 # BENCH_PROCS (client processes in part 1, 2), BENCH_CONDS (a subset of
 # the conditions, by name), BENCH_LOSS=0 / BENCH_READ=0 to skip parts 2/3,
 # BENCH_LOSS_BUFS (the ring sizes of part 2, "4096 16384 65536"),
-# TCPTRACE_KO.
+# BENCH_PROFILE (conditions to run under perf record instead),
+# BENCH_PROFILE_FREQ (its sampling rate, 499), TCPTRACE_KO.
 
 set -u
 
@@ -64,7 +72,7 @@ rounds=${BENCH_ROUNDS:-5}
 secs=${BENCH_SECS:-5}
 procs=${BENCH_PROCS:-2}
 warmup=${BENCH_WARMUP:-70}
-conds=${BENCH_CONDS:-baseline tcptrace tcptrace+cat tcptrace+reader ftrace bpftrace tcpdump}
+conds=${BENCH_CONDS:-baseline tcptrace tcptrace+cat tcptrace+reader tcptrace+reader-fg ftrace bpftrace tcpdump}
 T=/sys/kernel/tracing
 
 ns_cli=ttb_cli
@@ -240,7 +248,7 @@ print(s["events"] - s["per_type"].get("lost", 0) + s["drops"], s["drops"])'
 # measure ROUND COND LINK: one timed run of the client, appended to $runs
 measure() {
 	local round=$1 cond=$2 link=$3 ns addr res c0 c1 b0 t0 b1 t1
-	local r0 d0 r1 d1
+	local r0 d0 r1 d1 w0 w1 lag=()
 
 	if [ "$link" = veth ]; then
 		ns=$ns_cli addr=$ip_srv
@@ -249,12 +257,21 @@ measure() {
 	fi
 	[ "$cond" = tcpdump ] && { start_tcpdump "$ns" "$link" || return; }
 	read -r r0 d0 < <(counters "$cond")
+	w0=$(reader_written)
 	read -r b0 t0 < <(cpu_jiffies)
 	res=$(ip netns exec "$ns" "$crr" client -p $port -n $nports \
 		-P "$procs" -t "$secs" "$addr")
 	read -r b1 t1 < <(cpu_jiffies)
 	# let the tracers' readers catch up with the last events
-	sleep 0.5
+	case $cond in
+	tcptrace+reader*)
+		# shellcheck disable=SC2207
+		lag=($(reader_catch_up))
+		w1=${lag[1]}
+		lag=("$((lag[0] - w0))" "$((w1 - w0))" "${lag[2]}")
+		;;
+	*) sleep 0.5 ;;
+	esac
 	if [ "$cond" = tcpdump ]; then
 		read -r r1 d1 < <(stop_tcpdump)
 		r0=0 d0=0
@@ -267,24 +284,63 @@ r = json.loads(sys.argv[1])
 r.update(round=int(sys.argv[2]), cond=sys.argv[3], link=sys.argv[4],
 	 busy_jiffies=int(sys.argv[5]), total_jiffies=int(sys.argv[6]),
 	 records=int(sys.argv[7]), drops=int(sys.argv[8]))
+if sys.argv[3].startswith("tcptrace+reader"):
+	r.update(out_bytes_at_end=int(sys.argv[9]), out_bytes=int(sys.argv[10]),
+		 catch_up_s=float(sys.argv[11]))
 print(json.dumps(r))' "$res" "$round" "$cond" "$link" $((b1 - b0)) \
-		$((t1 - t0)) $((r1 - r0)) $((d1 - d0)))
+		$((t1 - t0)) $((r1 - r0)) $((d1 - d0)) "${lag[@]}")
 	echo "$c1" >>"$runs"
-	log "round $round $cond $link: $res records $((r1 - r0)) drops $((d1 - d0))"
+	log "round $round $cond $link: $res records $((r1 - r0)) drops $((d1 - d0))${lag[1]:+ output ${lag[0]}/${lag[1]} bytes by the end, all ${lag[2]} s after}"
 }
 
 # ---- the tracers ---------------------------------------------------------
 
-# start_reader [cat]: tcptracectl watch --json, or cat, reading
+# start_reader [cat|fg]: tcptracectl watch --json (fg: formatting at
+# SCHED_OTHER all along), or cat, reading
 reader_pid=
 start_reader() {
 	if [ "${1:-}" = cat ]; then
 		cat /dev/tcptrace >/dev/null 2>"$tmp/reader.err" &
+	elif [ "${1:-}" = fg ]; then
+		TCPTRACE_FOREGROUND=1 "$tool" watch --json >/dev/null \
+			2>"$tmp/reader.err" &
 	else
 		"$tool" watch --json >/dev/null 2>"$tmp/reader.err" &
 	fi
 	reader_pid=$!
 	sleep 0.5
+}
+
+# bytes the reader has written so far (0 without one)
+reader_written() {
+	[ -n "$reader_pid" ] || { echo 0; return; }
+	awk '$1 == "wchar:" { print $2 }' "/proc/$reader_pid/io" 2>/dev/null ||
+		echo 0
+}
+
+# reader_catch_up, right after a run: "BYTES_AT_END BYTES_FINAL SECONDS":
+# what the reader had written when the run ended, when it had written
+# everything (no change for 0.5 s, at most 60 s), and how long after the
+# end its last write came
+reader_catch_up() {
+	local t0 w_end w last=0 now t_last same=0
+
+	t0=$(date +%s%N)
+	w_end=$(reader_written)
+	w=$w_end
+	t_last=$t0
+	while [ "$same" -lt 5 ] && [ $(($(date +%s%N) - t0)) -lt 60000000000 ]; do
+		sleep 0.1
+		now=$(reader_written)
+		if [ "$now" != "$w" ]; then
+			w=$now same=0 t_last=$(date +%s%N)
+		else
+			same=$((same + 1))
+		fi
+	done
+	[ "$w" != "$w_end" ] && last=$((t_last - t0))
+	printf '%s %s %d.%03d\n' "$w_end" "$w" $((last / 1000000000)) \
+		$((last / 1000000 % 1000))
 }
 
 stop_reader() {
@@ -398,6 +454,11 @@ cond_start() {
 		"$tool" clear
 		start_reader
 		;;
+	tcptrace+reader-fg)
+		module_loaded || load
+		"$tool" clear
+		start_reader fg
+		;;
 	tcptrace+cat)
 		module_loaded || load
 		"$tool" clear
@@ -411,7 +472,7 @@ cond_start() {
 
 cond_stop() {
 	case $1 in
-	tcptrace+reader | tcptrace+cat) stop_reader ;;
+	tcptrace+reader | tcptrace+reader-fg | tcptrace+cat) stop_reader ;;
 	ftrace) stop_ftrace ;;
 	bpftrace) stop_bpftrace ;;
 	esac
@@ -548,7 +609,7 @@ profile() {
 		-o "$tmp/perf.stat" -- ip netns exec "$ns" "$crr" client -p $port \
 		-n $nports -P "$procs" -t "$secs" "$addr"
 	cat "$tmp/perf.stat"
-	perf record -q -a -g -e cpu-clock -F 499 -o "$tmp/perf.data" -- \
+	perf record -q -a -g -e cpu-clock -F "${BENCH_PROFILE_FREQ:-499}" -o "$tmp/perf.data" -- \
 		ip netns exec "$ns" "$crr" client -p $port -n $nports \
 		-P "$procs" -t "$secs" "$addr"
 	[ "$cond" = tcpdump ] && stop_tcpdump >/dev/null
@@ -558,7 +619,7 @@ profile() {
 		-g none 2>/dev/null | grep -v '^$' | grep -v '^#' | head -12
 	perf report -i "$tmp/perf.data" --no-children --sort dso,sym \
 		--comm tcptracectl,cat --stdio -g none 2>/dev/null |
-		grep -v '^$' | grep -v '^#' | head -25
+		grep -v "^$" | grep -v "^#" | head -"${BENCH_PROFILE_LINES:-25}"
 	perf report -i "$tmp/perf.data" --no-children --sort sym --stdio \
 		-g none 2>/dev/null | grep -E ' tt_| read_hpet| memset' | head -20
 	perf report -i "$tmp/perf.data" --no-children --sort comm,dso,sym \

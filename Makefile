@@ -117,7 +117,7 @@ BENCH_VARS = $(foreach v,BENCH_ROUNDS BENCH_SECS BENCH_PROCS BENCH_CONDS BENCH_W
 # the kernel picks by itself under TCG: every clock read an emulated device
 # access); BENCH_ACCEL is QEMU's -accel (TCPTRACE_VM_ACCEL): multi-threaded
 # TCG by default, one host thread per vCPU like real CPUs (the module is
-# loaded only between runs, with no traffic)
+# loaded only between runs, while no connection is being made)
 BENCH_CLOCK ?= tsc
 comma := ,
 BENCH_ACCEL ?= $(if $(TCPTRACE_VM_ACCEL),$(TCPTRACE_VM_ACCEL),tcg$(comma)thread=multi)

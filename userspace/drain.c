@@ -320,7 +320,7 @@ static int drain_sleep(struct drain *d, uint64_t deadline)
 	unsigned int head, tail;
 	struct timespec ts, *tsp = NULL;
 	struct pollfd pfd = { .fd = d->data_fd, .events = POLLIN };
-	uint64_t now, v;
+	uint64_t now, count;
 	int n;
 
 	atomic_store(&d->waiting, true);
@@ -349,9 +349,12 @@ static int drain_sleep(struct drain *d, uint64_t deadline)
 		atomic_store(&d->waiting, false);
 		return 0;
 	}
-	/* the count back to 0 (EAGAIN: it already is) */
-	if (n > 0 && read(d->data_fd, &v, sizeof(v)) < 0)
-		v = 0;
+	/*
+	 * The count back to 0.  A failed read (EAGAIN: nothing left) costs
+	 * at most one more trip round the caller's loop.
+	 */
+	if (n > 0 && read(d->data_fd, &count, sizeof(count)) < 0)
+		count = 0;
 awake:
 	atomic_store(&d->waiting, false);
 	return 1;

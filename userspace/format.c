@@ -200,11 +200,10 @@ static char *put_mem(char *p, const char *s, size_t n)
 /* a string literal */
 #define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
 
-/* digits written in place, last first: no copy of a variable length */
 /*
- * v in decimal: its length found by comparisons, then two digits per
- * division, from the end (a quarter of the divisions of one digit at a
- * time, counted first).
+ * v in decimal, written in place, last digits first: its length found by
+ * comparisons, then two digits per division (a quarter of the divisions
+ * of one digit at a time, counted first).
  */
 static char *put_u64(char *p, uint64_t v)
 {

@@ -530,9 +530,8 @@ static void apply_timewait(struct story *st, int s,
 		sd->state = TCP_TIME_WAIT;
 	} else {
 		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
-		ev_note(e,
-			 "%s: now a timewait socket (%.0f s at most)",
-			 side_name(s), r->state.timeo_ms / 1000.0);
+		ev_note(e, "%s: now a timewait socket (%.0f s at most)",
+			side_name(s), r->state.timeo_ms / 1000.0);
 	}
 }
 
@@ -553,11 +552,9 @@ static void apply_timewait_end(struct story *st, int s,
 	e->old_state = sd->tw_sub;
 	e->new_state = TCP_CLOSE;
 	if (r->state.flags == TCPTRACE_TW_KILLED)
-		ev_note(e,
-			 "timewait socket killed early");
+		ev_note(e, "timewait socket killed early");
 	else if (sd->tw_known)
-		ev_note(e,
-			 "TIME_WAIT ended after %.2f s", secs(sd->tw_ns));
+		ev_note(e, "TIME_WAIT ended after %.2f s", secs(sd->tw_ns));
 	sd->state = TCP_CLOSE;
 	sd->done = true;
 }
@@ -605,8 +602,7 @@ static const char *reset_reason(struct story *st, int s, char *buf,
 static void mark_retransmit(struct story_ev *e, const char *what,
 			    unsigned int nth, uint64_t since)
 {
-	ev_note(e, "%s retransmit #%u after %.2f s",
-		 what, nth, secs(since));
+	ev_note(e, "%s retransmit #%u after %.2f s", what, nth, secs(since));
 }
 
 /* The checks of a segment from side s; NULL when it is fine. */
@@ -774,8 +770,8 @@ static void apply_packet(struct story *st, int s,
 			peer_tw = true;
 	}
 	if (f & F_RST) {
-		ev_note(e, "RST sent by %s: %s",
-			 side_name(s), reset_reason(st, s, why, sizeof(why)));
+		ev_note(e, "RST sent by %s: %s", side_name(s),
+			reset_reason(st, s, why, sizeof(why)));
 		if (!me->rst_seen) {
 			me->rst_seen = true;
 			me->rst_seq = seq;
@@ -825,8 +821,7 @@ static bool reset_after_rst(struct story *st, int s,
 			return false;
 		socket_reset_reason(r->state.old_state, r->pid != 0, why,
 				    sizeof(why));
-		ev_note(e, "RST sent by %s: %s",
-			 side_name(s), why);
+		ev_note(e, "RST sent by %s: %s", side_name(s), why);
 		return true;
 	}
 	return false;
@@ -933,10 +928,9 @@ static void feed_socket(struct node *n, int s,
 		/* a note only when the RST itself was not recorded */
 		if (!st->side[!s].rst_seen) {
 			e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
-			ev_note(e,
-				 "%s: reset received in %s", side_name(s),
-				 tcp_state_name(r->state.old_state, buf,
-						sizeof(buf)));
+			ev_note(e, "%s: reset received in %s", side_name(s),
+				tcp_state_name(r->state.old_state, buf,
+					       sizeof(buf)));
 		}
 		if (r->state.old_state == TCP_SYN_SENT && s == STORY_CLIENT &&
 		    st->reset_by < 0)
@@ -953,14 +947,13 @@ static void feed_socket(struct node *n, int s,
 	case TCPTRACE_T_LISTEN_OVERFLOW:
 		e = add_ev(st, EV_NOTE, (uint8_t)s, r->ts_ns);
 		if (r->listen.reason == TCPTRACE_OVF_SYN_SYNQ)
-			ev_note(e,
-				 "server: SYN queue full (%u): SYN dropped",
-				 r->listen.syn_queue);
+			ev_note(e, "server: SYN queue full (%u): SYN dropped",
+				r->listen.syn_queue);
 		else
 			ev_note(e,
-				 "server: accept queue full (%u, backlog %u): %s dropped",
-				 r->listen.accept_queue, r->listen.backlog,
-				 r->listen.reason == TCPTRACE_OVF_ACK_ACCEPTQ ?
+				"server: accept queue full (%u, backlog %u): %s dropped",
+				r->listen.accept_queue, r->listen.backlog,
+				r->listen.reason == TCPTRACE_OVF_ACK_ACCEPTQ ?
 				 "third ACK" : "SYN");
 		break;
 	case TCPTRACE_T_DESTROY:
@@ -1001,8 +994,8 @@ static void note_lost(struct story_table *t, const struct tcptrace_record *r)
 		n->st.lost_records += r->lost.count;
 		e = add_ev(&n->st, EV_LOST, 0, r->ts_ns);
 		ev_note(e,
-			 "%llu records lost (cpu %u): this story may miss events",
-			 (unsigned long long)r->lost.count, r->cpu);
+			"%llu records lost (cpu %u): this story may miss events",
+			(unsigned long long)r->lost.count, r->cpu);
 	}
 }
 

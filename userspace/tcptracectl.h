@@ -6,6 +6,7 @@
 #define TCPTRACECTL_H
 
 #include <stdbool.h>
+#include <endian.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,8 +44,8 @@ static inline uint32_t key_hash_bytes(const void *key, size_t len)
 
 /*
  * memcmp() of two addresses, 4 bytes long for AF_INET and 16 for anything
- * else, as big-endian words: the same sign, without a library call for a
- * few bytes (a tenth of a reader's time went into such calls).
+ * else, read as big-endian words: the same sign, without a library call
+ * for a few bytes (a tenth of a reader's time went into such calls).
  */
 static inline int addr_cmp(const uint8_t *a, const uint8_t *b,
 			   unsigned int family)
@@ -55,8 +56,8 @@ static inline int addr_cmp(const uint8_t *a, const uint8_t *b,
 	if (family == AF_INET) {
 		__builtin_memcpy(&u, a, 4);
 		__builtin_memcpy(&v, b, 4);
-		u = __builtin_bswap32(u);
-		v = __builtin_bswap32(v);
+		u = be32toh(u);
+		v = be32toh(v);
 		return (u > v) - (u < v);
 	}
 	__builtin_memcpy(&x, a, 8);
@@ -65,8 +66,8 @@ static inline int addr_cmp(const uint8_t *a, const uint8_t *b,
 		__builtin_memcpy(&x, a + 8, 8);
 		__builtin_memcpy(&y, b + 8, 8);
 	}
-	x = __builtin_bswap64(x);
-	y = __builtin_bswap64(y);
+	x = be64toh(x);
+	y = be64toh(y);
 	return (x > y) - (x < y);
 }
 

@@ -680,7 +680,7 @@ def spawn(args, env):
                             stderr=subprocess.PIPE, env=full_env)
 
 
-SCHED_OTHER, SCHED_IDLE = 0, 5
+SCHED_OTHER, SCHED_BATCH, SCHED_IDLE = 0, 3, 5
 
 
 def thread_policies(pid):
@@ -719,17 +719,61 @@ def read_lines(proc, n, timeout=20.0):
     return got
 
 
-def test_background(dev):
-    """Formatting at SCHED_IDLE when the output is not a terminal, back at
-    SCHED_OTHER while more than 1 MiB of records wait, and never with
-    TCPTRACE_FOREGROUND=1; the reading thread at SCHED_OTHER always."""
-    proc = spawn(["watch", "--json"], dict(dev.env, TCPTRACE_FOREGROUND="1"))
+def idle_policies(env, preexec=None):
+    """The thread policies of a 'watch --json' into a pipe, with nothing to
+    read; it is then stopped with SIGINT."""
+    full_env = dict(os.environ)
+    full_env.update(env)
+    proc = subprocess.Popen([TOOL, "watch", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=full_env, preexec_fn=preexec)
     time.sleep(0.3)
     pol = thread_policies(proc.pid)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)
+    return pol
+
+
+def test_background(dev):
+    """Formatting at SCHED_IDLE when the output is not a terminal, back at
+    SCHED_OTHER while more than 1 MiB of records wait and after the
+    reading ends, and never with TCPTRACE_FOREGROUND=1 or under a policy
+    set by the user; the reading thread at SCHED_OTHER always."""
+    pol = idle_policies(dict(dev.env, TCPTRACE_FOREGROUND="1"))
     check("watch: TCPTRACE_FOREGROUND=1 formats at SCHED_OTHER",
           len(pol) == 2 and set(pol.values()) == {SCHED_OTHER}, repr(pol))
+    # a policy the user chose (chrt -b) is left alone
+    pol = idle_policies(dev.env, lambda: os.sched_setscheduler(
+        0, os.SCHED_BATCH, os.sched_param(0)))
+    check("watch under chrt -b: both threads stay SCHED_BATCH",
+          len(pol) == 2 and set(pol.values()) == {SCHED_BATCH}, repr(pol))
+
+    # after the reading ends (a signal), the rest at SCHED_OTHER, though
+    # the queue never held 1 MiB
+    n = 2000
+    proc = spawn(["watch", "--json"], dev.env)
+    try:
+        time.sleep(0.3)
+        left = feed(dev, CASES[0][0] * n)
+        time.sleep(0.5)
+        before = thread_policies(proc.pid).get(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        # past the first batch: the thread takes the next one
+        got = read_lines(proc, 700)
+        time.sleep(0.2)
+        after = thread_policies(proc.pid).get(proc.pid)
+        got += read_lines(proc, n - got)
+        rc = proc.wait(10)
+        check("watch: SCHED_IDLE below the mark, SCHED_OTHER once a signal "
+              "ended the reading, and every record printed",
+              not left and before == SCHED_IDLE and after == SCHED_OTHER and
+              got == n and rc == 0, "left %d, %r then %r, %d of %d lines, "
+              "rc %r" % (len(left), before, after, got, n, rc))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
     n = 80000  # 10 MB of records: far past the 1 MiB mark
     proc = spawn(["watch", "--json"], dev.env)

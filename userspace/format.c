@@ -148,11 +148,6 @@ static const char *endpoint_str(const struct tcptrace_record *r,
 	return buf;
 }
 
-static size_t comm_len(const struct tcptrace_record *r)
-{
-	return strnlen(r->comm, TCPTRACE_COMM_LEN);
-}
-
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
@@ -187,9 +182,11 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 }
 
 /*
- * JSON is built in memory and written once per line: a reader keeping up
- * with thousands of records a second spends its time here, and stdio's
- * per-call cost was most of it.  Every put_*() returns the new end.
+ * JSON is built in memory, many lines at a time (see format_json()): a
+ * reader keeping up with thousands of records a second spends its time
+ * here, under an emulated CPU more than anywhere, so the pieces below are
+ * written for few instructions per byte.  Every put_*() returns the new
+ * end.
  */
 static char *put_mem(char *p, const char *s, size_t n)
 {
@@ -200,45 +197,77 @@ static char *put_mem(char *p, const char *s, size_t n)
 /* a string literal */
 #define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
 
-/*
- * v in decimal, written in place, last digits first: its length found by
- * comparisons, then two digits per division (a quarter of the divisions
- * of one digit at a time, counted first).
- */
-static char *put_u64(char *p, uint64_t v)
+/* "0000" to "9999", made once by make_quads() */
+static char quads[10000][4];
+
+static void make_quads(void)
 {
-	static const char pairs[] =
-		"00010203040506070809101112131415161718192021222324"
-		"25262728293031323334353637383940414243444546474849"
-		"50515253545556575859606162636465666768697071727374"
-		"75767778798081828384858687888990919293949596979899";
-	static const uint64_t pow10[] = {
-		10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
-		10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
-		100000000000ull, 1000000000000ull, 10000000000000ull,
-		100000000000000ull, 1000000000000000ull,
+	unsigned int i;
+
+	for (i = 0; i < 10000; i++) {
+		quads[i][0] = (char)('0' + i / 1000);
+		quads[i][1] = (char)('0' + i / 100 % 10);
+		quads[i][2] = (char)('0' + i / 10 % 10);
+		quads[i][3] = (char)('0' + i % 10);
+	}
+}
+
+/* The number of decimal digits of v, from its bit length. */
+static unsigned int ndigits(uint64_t v)
+{
+	static const uint64_t pow10[20] = {
+		1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull,
+		1000000ull, 10000000ull, 100000000ull, 1000000000ull,
+		10000000000ull, 100000000000ull, 1000000000000ull,
+		10000000000000ull, 100000000000000ull, 1000000000000000ull,
 		10000000000000000ull, 100000000000000000ull,
 		1000000000000000000ull, 10000000000000000000ull,
 	};
-	unsigned int n = 1, i;
-	char *end, *q;
+	/* floor(log10(2^bits)) by 1233 / 4096 ~ log10(2): 0..19 */
+	unsigned int t = (unsigned int)(64 - __builtin_clzll(v | 1)) *
+			 1233 >> 12;
 
-	while (n < 20 && v >= pow10[n - 1])
-		n++;
-	end = p + n;
-	q = end;
-	while (v >= 100) {
-		i = (unsigned int)(v % 100) * 2;
-		v /= 100;
-		*--q = pairs[i + 1];
-		*--q = pairs[i];
+	return t + (v >= pow10[t]) + (v == 0);
+}
+
+/*
+ * v in decimal, written in place from its last digits: its length found
+ * first, then four digits per division by 10000 (in 32 bits once it
+ * fits), each four copied from quads[].
+ */
+static char *put_u64(char *p, uint64_t v)
+{
+	char *end = p + ndigits(v), *q = end;
+	uint32_t w, d;
+
+	while (v > UINT32_MAX) {
+		d = (uint32_t)(v % 10000);
+		v /= 10000;
+		q -= 4;
+		memcpy(q, quads[d], 4);
 	}
-	if (v >= 10) {
-		i = (unsigned int)v * 2;
-		*--q = pairs[i + 1];
-		*--q = pairs[i];
-	} else {
-		*--q = (char)('0' + v);
+	w = (uint32_t)v;
+	while (w >= 10000) {
+		d = w % 10000;
+		w /= 10000;
+		q -= 4;
+		memcpy(q, quads[d], 4);
+	}
+	/* the first 1 to 4 digits: the end of w's four */
+	switch (q - p) {
+	case 4:
+		memcpy(p, quads[w], 4);
+		break;
+	case 3:
+		memcpy(p, quads[w] + 1, 2);
+		p[2] = quads[w][3];
+		break;
+	case 2:
+		memcpy(p, quads[w] + 2, 2);
+		break;
+	default:
+		p[0] = quads[w][3];
+		break;
 	}
 	return end;
 }
@@ -287,15 +316,6 @@ static char *put_text_body(char *p, const char *s, size_t n)
 		}
 		i++;
 	}
-	return p;
-}
-
-/* s[0..n) as a JSON string; p has room for 6 * n + 2 bytes */
-static char *put_text(char *p, const char *s, size_t n)
-{
-	*p++ = '"';
-	p = put_text_body(p, s, n);
-	*p++ = '"';
 	return p;
 }
 
@@ -481,7 +501,7 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 #define put_key(p, key) put_lit(p, ",\"" key "\":")
 #define put_key_str(p, key, val) put_str(put_key(p, key), val)
 #define put_key_u64(p, key, val) put_u64(put_key(p, key), val)
-#define put_state(p, key, state) put_state_name(put_key(p, key), state)
+#define put_key_frag(p, key, f) put_frag(put_key(p, key), f)
 
 /*
  * A string of the tool's own (a name from a table, flag letters, an
@@ -496,29 +516,124 @@ static char *put_str(char *p, const char *val)
 	return p;
 }
 
+/*
+ * The JSON strings of names and flags, quoted, made once from the tables
+ * above: each is copied whole (a fixed-size copy) and p moves on by its
+ * length, which needs FRAG_SIZE bytes of room past it.
+ */
+#define FRAG_SIZE	32
+struct frag {
+	char s[FRAG_SIZE - 1];
+	uint8_t len;
+};
+
+static struct {
+	bool made;
+	struct frag type[TCPTRACE_T_MAX];
+	struct frag state[sizeof(state_names) / sizeof(state_names[0])];
+	struct frag flags[256];
+	struct frag octet[256];		/* "0" to "255", not quoted */
+	bool plain[256];	/* a byte copied into a JSON string as it is */
+} frags;
+
+static void make_frag(struct frag *f, const char *s, bool quote)
+{
+	int n = snprintf(f->s, sizeof(f->s), quote ? "\"%s\"" : "%s", s);
+
+	f->len = (uint8_t)n;
+}
+
+static void make_frags(void)
+{
+	char buf[16];
+	unsigned int i;
+
+	for (i = 0; i < TCPTRACE_T_MAX; i++)
+		if (type_names[i])
+			make_frag(&frags.type[i], type_names[i], true);
+	for (i = 0; i < sizeof(frags.state) / sizeof(frags.state[0]); i++)
+		if (state_names[i])
+			make_frag(&frags.state[i], state_names[i], true);
+	for (i = 0; i < 256; i++) {
+		tcp_flags_str(i, buf, sizeof(buf));
+		make_frag(&frags.flags[i], buf, true);
+		snprintf(buf, sizeof(buf), "%u", i);
+		make_frag(&frags.octet[i], buf, false);
+		frags.plain[i] = i >= 0x20 && i < 0x7f && i != '"' &&
+				 i != '\\';
+	}
+	make_quads();
+	frags.made = true;
+}
+
+static char *put_frag(char *p, const struct frag *f)
+{
+	memcpy(p, f->s, sizeof(f->s));
+	return p + f->len;
+}
+
 static char *put_state_name(char *p, unsigned int state)
 {
 	char buf[24];
 
+	if (state < sizeof(frags.state) / sizeof(frags.state[0]) &&
+	    frags.state[state].len)
+		return put_frag(p, &frags.state[state]);
 	return put_str(p, tcp_state_name(state, buf, sizeof(buf)));
 }
 
-void format_json(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn, const struct story_ann *ann)
+#define put_state(p, key, state) put_state_name(put_key(p, key), state)
+
+/* an address, quoted */
+static char *put_addr(char *p, const struct tcptrace_record *r,
+		      const uint8_t *addr)
+{
+	char a[INET6_ADDRSTRLEN];
+	int i;
+
+	if (r->family != AF_INET)
+		return put_str(p, addr_str(r, addr, a, sizeof(a)));
+	*p++ = '"';
+	for (i = 0; i < 4; i++) {
+		/* 4 bytes copied, 1 to 3 kept */
+		memcpy(p, frags.octet[addr[i]].s, 4);
+		p += frags.octet[addr[i]].len;
+		*p++ = '.';
+	}
+	p[-1] = '"';
+	return p;
+}
+
+/* a command name, TCPTRACE_COMM_LEN bytes or up to a NUL, quoted */
+static char *put_comm(char *p, const char *comm)
+{
+	const unsigned char *u = (const unsigned char *)comm;
+	size_t i;
+
+	*p++ = '"';
+	/* printable ASCII, nothing to escape: copied as it is scanned */
+	for (i = 0; i < TCPTRACE_COMM_LEN && frags.plain[u[i]]; i++)
+		p[i] = comm[i];
+	p += i;
+	if (i < TCPTRACE_COMM_LEN && u[i])
+		p = put_text_body(p, comm + i,
+				  strnlen(comm + i, TCPTRACE_COMM_LEN - i));
+	*p++ = '"';
+	return p;
+}
+
+char *format_json(char *line, const struct tcptrace_record *r,
+		  const struct isns *isn, const struct story_ann *ann)
 {
 	const struct tcptrace_state *st = &r->state;
-	char a[INET6_ADDRSTRLEN], fl[16];
 	unsigned int family = r->family;
-	/*
-	 * The longest line: about 40 keys, numbers of at most 20 digits,
-	 * two IPv6 addresses, two command names of 16 bytes escaped (6 bytes
-	 * each), a violation code: well under 2 KiB.
-	 */
-	char line[2048], *p = line;
+	char *p = line;
 
+	if (!frags.made)
+		make_frags();
 	p = put_lit(p, "{\"ts_ns\":");
 	p = put_u64(p, r->ts_ns);
-	p = put_key_str(p, "type", record_type_name(r->type));
+	p = put_key_frag(p, "type", &frags.type[r->type]);
 	p = put_key_u64(p, "netns", r->netns);
 	if (family == AF_INET)
 		family = 4;
@@ -526,26 +641,27 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 		family = 6;
 	p = put_key_u64(p, "family", family);
 	if (family == 4 || family == 6) {
-		p = put_key_str(p, "saddr", addr_str(r, r->saddr, a, sizeof(a)));
+		p = put_addr(put_key(p, "saddr"), r, r->saddr);
 		p = put_key_u64(p, "sport", r->sport);
-		p = put_key_str(p, "daddr", addr_str(r, r->daddr, a, sizeof(a)));
+		p = put_addr(put_key(p, "daddr"), r, r->daddr);
 		p = put_key_u64(p, "dport", r->dport);
 	}
 	p = put_key_u64(p, "cpu", r->cpu);
 	p = put_key_u64(p, "pid", r->pid);
-	if (r->pid) {
-		p = put_lit(p, ",\"comm\":");
-		p = put_text(p, r->comm, comm_len(r));
-	}
+	if (r->pid)
+		p = put_comm(put_key(p, "comm"), r->comm);
 	if (r->sock_id)
 		p = put_key_u64(p, "sock_id", r->sock_id);
 
 	switch (r->type) {
 	case TCPTRACE_T_PACKET:
-		p = put_key_str(p, "dir", r->dir == TCPTRACE_DIR_IN ? "in" :
-			     r->dir == TCPTRACE_DIR_OUT ? "out" : "unknown");
-		tcp_flags_str(r->packet.flags, fl, sizeof(fl));
-		p = put_key_str(p, "flags", fl);
+		if (r->dir == TCPTRACE_DIR_IN)
+			p = put_lit(p, ",\"dir\":\"in\"");
+		else if (r->dir == TCPTRACE_DIR_OUT)
+			p = put_lit(p, ",\"dir\":\"out\"");
+		else
+			p = put_lit(p, ",\"dir\":\"unknown\"");
+		p = put_key_frag(p, "flags", &frags.flags[r->packet.flags]);
 		p = put_key_u64(p, "seq", r->packet.seq);
 		p = put_key_u64(p, "ack", r->packet.ack);
 		p = put_key_u64(p, "win", r->packet.win);
@@ -570,8 +686,7 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 		p = put_key_u64(p, "num_retrans", r->synack.num_retrans);
 		break;
 	case TCPTRACE_T_RETRANSMIT:
-		tcp_flags_str(st->flags, fl, sizeof(fl));
-		p = put_key_str(p, "flags", fl);
+		p = put_key_frag(p, "flags", &frags.flags[st->flags]);
 		p = put_key_u64(p, "seq", st->seq);
 		p = put_key_u64(p, "end_seq", st->end_seq);
 		p = put_state(p, "state", st->old_state);
@@ -616,12 +731,9 @@ void format_json(FILE *out, const struct tcptrace_record *r,
 	}
 	if (ann && ann->owner_known) {
 		p = put_key_u64(p, "owner_pid", ann->owner_pid);
-		p = put_lit(p, ",\"owner_comm\":");
-		p = put_text(p, ann->owner_comm,
-			     strnlen(ann->owner_comm, TCPTRACE_COMM_LEN));
+		p = put_comm(put_key(p, "owner_comm"), ann->owner_comm);
 	}
 	if (ann && ann->violation)
 		p = put_key_str(p, "violation", ann->violation);
-	p = put_lit(p, "}\n");
-	fwrite_unlocked(line, 1, (size_t)(p - line), out);
+	return put_lit(p, "}\n");
 }

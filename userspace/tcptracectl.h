@@ -194,8 +194,16 @@ struct story_ann;
 void format_text(FILE *out, const struct tcptrace_record *r,
 		 const struct isns *isn, struct fmt_opts *o,
 		 const struct story_ann *ann);
-void format_json(FILE *out, const struct tcptrace_record *r,
-		 const struct isns *isn, const struct story_ann *ann);
+/*
+ * The JSON line of a record, "\n" included, written at @line, which has
+ * room for JSON_LINE_MAX bytes; returns its end.  The longest line: about
+ * 40 keys, numbers of at most 20 digits, two IPv6 addresses, two command
+ * names of 16 bytes escaped (6 bytes each), a violation code, and 32 bytes
+ * that fixed-size copies may write past the end: well under 2 KiB.
+ */
+#define JSON_LINE_MAX		2048
+char *format_json(char *line, const struct tcptrace_record *r,
+		  const struct isns *isn, const struct story_ann *ann);
 void json_text(FILE *out, const char *s, size_t n);
 /* @buf: TCPTRACE_COMM_LEN + 1 bytes */
 const char *comm_printable(const char *comm, char *buf);

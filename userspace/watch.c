@@ -23,7 +23,23 @@ struct watch {
 	bool live;		/* reading the device */
 	uint64_t count;		/* 0: unlimited */
 	uint64_t printed;
+	/* JSON lines not yet handed to stdout */
+	char *out;
+	size_t out_len;
 };
+
+/*
+ * JSON lines are made in a buffer of their own and handed to stdout many
+ * at a time: one copy and one call per OUT_SIZE bytes instead of per
+ * line.  Anything else written to stdout puts them out first.
+ */
+#define OUT_SIZE	(256 * 1024)
+
+static void out_put(struct watch *w)
+{
+	fwrite_unlocked(w->out, 1, w->out_len, stdout);
+	w->out_len = 0;
+}
 
 void usage_watch(FILE *out)
 {
@@ -274,6 +290,7 @@ static int on_story_end(void *ctx, const struct story *st)
 
 	if (!w->summary || done(w) || !filter_story(&w->filter, st))
 		return 0;
+	out_put(w);
 	if (w->json)
 		summary_json(stdout, st);
 	else
@@ -294,10 +311,14 @@ static int on_record(void *ctx, const struct tcptrace_record *r)
 		return done(w);
 	if (!filter_match(&w->filter, r))
 		return 0;
-	if (w->json)
-		format_json(stdout, r, &isn, &ann);
-	else
+	if (w->json) {
+		w->out_len = (size_t)(format_json(w->out + w->out_len, r, &isn,
+						  &ann) - w->out);
+		if (w->out_len > OUT_SIZE - JSON_LINE_MAX)
+			out_put(w);
+	} else {
 		format_text(stdout, r, &isn, &w->fmt, &ann);
+	}
 	w->printed++;
 	return done(w);
 }
@@ -309,6 +330,7 @@ static int flush_out(void *ctx)
 	/* summaries of what ended a while ago, from the device */
 	if (w->summary && w->live && story_expire(w->stories, now_ns()))
 		return -1;
+	out_put(w);
 	if (fflush(stdout) || ferror(stdout)) {
 		errmsg("error writing output: %s",
 		       strerror(errno ? errno : EIO));
@@ -389,7 +411,8 @@ int cmd_watch(int argc, char **argv)
 
 	w.conns = conn_table_new();
 	w.stories = story_table_new(0, false, on_story_end, &w);
-	if (!w.conns || !w.stories) {
+	w.out = malloc(OUT_SIZE);
+	if (!w.conns || !w.stories || !w.out) {
 		errmsg("out of memory");
 		err = 1;
 		goto cleanup;
@@ -407,6 +430,8 @@ int cmd_watch(int argc, char **argv)
 		src.background = true;
 	}
 	err = source_run(&src, on_record, flush_out, &w);
+	/* lines made before an error or the end, if no flush came since */
+	out_put(&w);
 	/* connections still open at the end are summarised too */
 	if (w.summary && !err) {
 		story_flush(w.stories);
@@ -416,5 +441,6 @@ int cmd_watch(int argc, char **argv)
 cleanup:
 	story_table_free(w.stories);
 	conn_table_free(w.conns);
+	free(w.out);
 	return err != 0;
 }

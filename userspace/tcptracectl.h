@@ -27,13 +27,21 @@ static inline uint32_t key_hash_bytes(const void *key, size_t len)
 {
 	const unsigned char *p = key;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
+	uint32_t u;
 	size_t i;
 
 	for (i = 0; i + 8 <= len; i += 8) {
 		__builtin_memcpy(&w, p + i, 8);
 		h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95ull;
 	}
-	for (w = 0; i < len; i++)
+	/* the rest, big-endian: 4 bytes at once, then one by one */
+	w = 0;
+	if (len - i >= 4) {
+		__builtin_memcpy(&u, p + i, 4);
+		w = be32toh(u);
+		i += 4;
+	}
+	for (; i < len; i++)
 		w = w << 8 | p[i];
 	h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95ull;
 	h ^= h >> 33;

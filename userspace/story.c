@@ -46,6 +46,7 @@
 
 #define DEFAULT_MAX_OPEN	65536
 #define PENDING_SLOTS		256
+#define PENDING_FILTER		1024	/* power of two */
 #define LISTENER_SLOTS		1024
 
 struct key {
@@ -87,6 +88,11 @@ struct story_table {
 	struct node *oldest, *newest;
 	struct pending pending[PENDING_SLOTS];
 	unsigned int pending_next, npending;
+	/*
+	 * How many pending records have a sock_id of each pending_filter()
+	 * value: most records find 0 there and need not scan the slots.
+	 */
+	uint16_t pending_count[PENDING_FILTER];
 	struct listener listeners[LISTENER_SLOTS];
 	bool events;
 	size_t ev_left;		/* events that may still be kept */
@@ -847,15 +853,25 @@ static void swap_sides(struct story *st)
 		st->reset_by ^= 1;
 }
 
+static unsigned int pending_filter(uint64_t sock_id)
+{
+	return (unsigned int)((sock_id * 0x9e3779b97f4a7c15ull) >> 32) &
+	       (PENDING_FILTER - 1);
+}
+
+/* @r has a sock_id: a free slot has 0. */
 static void pending_put(struct story_table *t, const struct tcptrace_record *r)
 {
 	struct pending *p = &t->pending[t->pending_next++ % PENDING_SLOTS];
 
 	if (!p->sock_id)
 		t->npending++;
+	else
+		t->pending_count[pending_filter(p->sock_id)]--;
 
 	p->sock_id = r->sock_id;
 	p->r = *r;
+	t->pending_count[pending_filter(p->sock_id)]++;
 }
 
 static void fill_owner(struct story_ann *ann, const struct story_side *sd)
@@ -964,23 +980,36 @@ static void feed_socket(struct node *n, int s,
 	}
 }
 
-/* The records of this socket that waited for its 4-tuple. */
+/* The records of this socket that waited for its 4-tuple, oldest first. */
 static void feed_pending(struct story_table *t, struct node *n, int s,
 			 uint64_t sock_id)
 {
+	unsigned int f, i, back = 0, left;
 	struct pending *p;
-	unsigned int i, k;
 
 	if (!sock_id || !t->npending)
 		return;
-	for (i = 0; i < PENDING_SLOTS; i++) {
-		/* oldest first */
-		k = (t->pending_next + i) % PENDING_SLOTS;
-		p = &t->pending[k];
+	f = pending_filter(sock_id);
+	left = t->pending_count[f];
+	/*
+	 * How far back the oldest of them is: the search stops when it has
+	 * found as many as the filter counts, which is all of them unless
+	 * another sock_id shares the filter's counter.
+	 */
+	for (i = 1; i <= PENDING_SLOTS && left; i++) {
+		if (t->pending[(t->pending_next - i) % PENDING_SLOTS].sock_id ==
+		    sock_id) {
+			back = i;
+			left--;
+		}
+	}
+	for (i = back; i >= 1; i--) {
+		p = &t->pending[(t->pending_next - i) % PENDING_SLOTS];
 		if (p->sock_id != sock_id)
 			continue;
 		p->sock_id = 0;
 		t->npending--;
+		t->pending_count[f]--;
 		feed_socket(n, s, &p->r);
 	}
 }

@@ -49,16 +49,34 @@
 #define PENDING_FILTER		1024	/* power of two */
 #define LISTENER_SLOTS		1024
 
+/*
+ * The key of a connection: its family and its two endpoints, the lower one
+ * (by address, then port) in slot 0.  An IPv4 address takes 4 bytes, the
+ * second one following the first at addr[4], so that a key is hashed and
+ * compared over its first KEY_LEN_V4 bytes (KEY_LEN_V6 for IPv6), whole
+ * words, not over the zeros that follow.
+ */
 struct key {
 	uint8_t family;
-	uint8_t pad;
+	uint8_t pad[3];
 	uint16_t port[2];
-	uint8_t addr[2][16];
+	uint8_t addr[32];
 };
+
+#define KEY_LEN_V4	(offsetof(struct key, addr) + 2 * 4)
+#define KEY_LEN_V6	(offsetof(struct key, addr) + 2 * 16)
 
 struct node {
 	struct key key;
 	uint32_t hash;			/* key_hash(&key) */
+	/*
+	 * The side of the end in each key slot.  The two sides of a story
+	 * are the two endpoints of its key, so the side of an end follows
+	 * from its slot without comparing addresses.  A socket connected to
+	 * itself has one endpoint in both slots: side 0 for both, the first
+	 * side whose address matches.
+	 */
+	uint8_t slot_side[2];
 	struct story st;
 	struct node *hnext;		/* hash chain */
 	struct node *prev, *next;	/* age list, oldest first */
@@ -152,9 +170,24 @@ void story_table_free(struct story_table *t)
 	free(t);
 }
 
+/* Constant lengths, so that the compiler unrolls the hash. */
 static uint32_t key_hash(const struct key *k)
 {
-	return key_hash_bytes(k, sizeof(*k));
+	if (k->family == AF_INET)
+		return key_hash_bytes(k, KEY_LEN_V4);
+	return key_hash_bytes(k, KEY_LEN_V6);
+}
+
+/*
+ * Keys of different families differ in their first byte; an IPv4 key is
+ * zeros after KEY_LEN_V4 (make_key() clears it all), so reading it up to
+ * KEY_LEN_V6 reads nothing undefined.
+ */
+static bool key_eq(const struct key *a, const struct key *b)
+{
+	if (a->family == AF_INET)
+		return !memcmp(a, b, KEY_LEN_V4);
+	return !memcmp(a, b, KEY_LEN_V6);
 }
 
 static size_t alen(uint8_t family)
@@ -162,28 +195,38 @@ static size_t alen(uint8_t family)
 	return family == AF_INET ? 4 : 16;
 }
 
-/* The key of the connection between endpoints a and b. */
-static void make_key(struct key *k, uint8_t family, const uint8_t *a_addr,
-		     uint16_t a_port, const uint8_t *b_addr, uint16_t b_port)
+/*
+ * The key of the connection between endpoints a and b.  Returns the slot
+ * of a: 0 (a is the lower endpoint, or the same as b) or 1.
+ */
+static int make_key(struct key *k, uint8_t family, const uint8_t *a_addr,
+		    uint16_t a_port, const uint8_t *b_addr, uint16_t b_port)
 {
+	const uint8_t *lo_addr = a_addr, *hi_addr = b_addr;
+	uint16_t lo_port = a_port, hi_port = b_port;
 	int c;
 
-	memset(k, 0, sizeof(*k));
-	k->family = family;
 	c = addr_cmp(a_addr, b_addr, family);
 	if (c == 0)
 		c = (int)a_port - (int)b_port;
-	if (c <= 0) {
-		memcpy(k->addr[0], a_addr, alen(family));
-		memcpy(k->addr[1], b_addr, alen(family));
-		k->port[0] = a_port;
-		k->port[1] = b_port;
-	} else {
-		memcpy(k->addr[0], b_addr, alen(family));
-		memcpy(k->addr[1], a_addr, alen(family));
-		k->port[0] = b_port;
-		k->port[1] = a_port;
+	if (c > 0) {
+		lo_addr = b_addr;
+		lo_port = b_port;
+		hi_addr = a_addr;
+		hi_port = a_port;
 	}
+	memset(k, 0, sizeof(*k));
+	k->family = family;
+	k->port[0] = lo_port;
+	k->port[1] = hi_port;
+	if (family == AF_INET) {
+		memcpy(k->addr, lo_addr, 4);
+		memcpy(k->addr + 4, hi_addr, 4);
+	} else {
+		memcpy(k->addr, lo_addr, 16);
+		memcpy(k->addr + 16, hi_addr, 16);
+	}
+	return c > 0;
 }
 
 static struct node **find_slot(struct story_table *t, const struct key *k)
@@ -191,15 +234,18 @@ static struct node **find_slot(struct story_table *t, const struct key *k)
 	uint32_t h = key_hash(k);
 	struct node **pp = &t->bucket[h & (t->nbuckets - 1)];
 
-	while (*pp && ((*pp)->hash != h ||
-		       memcmp(&(*pp)->key, k, sizeof(*k))))
+	while (*pp && ((*pp)->hash != h || !key_eq(&(*pp)->key, k)))
 		pp = &(*pp)->hnext;
 	return pp;
 }
 
 static void unlink_node(struct story_table *t, struct node *n)
 {
-	struct node **pp = find_slot(t, &n->key), **cp;
+	struct node **pp = &t->bucket[n->hash & (t->nbuckets - 1)], **cp;
+
+	/* by its address: its key is in no other node */
+	while (*pp && *pp != n)
+		pp = &(*pp)->hnext;
 
 	if (n->closing) {
 		for (cp = &t->closing; *cp && *cp != n; cp = &(*cp)->cnext)
@@ -281,7 +327,11 @@ int story_flush(struct story_table *t)
 	return t->err;
 }
 
-/* where the events not kept are written (watch keeps none) */
+/*
+ * Where the events not kept are written (watch keeps none).  Nothing reads
+ * it, so it is not cleared: a caller of add_ev() only stores into the event
+ * it gets (and ev_note() writes nothing here).
+ */
 static struct story_ev scratch;
 
 /* The note of @e, formatted only when the event is kept. */
@@ -297,15 +347,12 @@ static void ev_note(struct story_ev *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-static struct story_ev *add_ev(struct story *st, uint8_t kind, uint8_t side,
-			       uint64_t ts)
+static struct story_ev *keep_ev(struct story *st, uint8_t kind, uint8_t side,
+				uint64_t ts)
 {
 	struct story_ev *e;
 	size_t cap;
 
-	memset(&scratch, 0, sizeof(scratch));
-	if (!st->ev_left)
-		return &scratch;
 	if (st->nev >= STORY_MAX_EVENTS || !*st->ev_left) {
 		st->ev_dropped++;
 		return &scratch;
@@ -329,6 +376,15 @@ static struct story_ev *add_ev(struct story *st, uint8_t kind, uint8_t side,
 	return e;
 }
 
+/* inline: a story without events (watch) needs no call */
+static inline struct story_ev *add_ev(struct story *st, uint8_t kind,
+				      uint8_t side, uint64_t ts)
+{
+	if (!st->ev_left)
+		return &scratch;
+	return keep_ev(st, kind, side, ts);
+}
+
 static void add_violation(struct story *st, const char *v)
 {
 	unsigned int i;
@@ -339,19 +395,6 @@ static void add_violation(struct story *st, const char *v)
 	if (st->nviolations < sizeof(st->violations) /
 			      sizeof(st->violations[0]))
 		st->violations[st->nviolations++] = v;
-}
-
-/* Which side of @st is the endpoint addr:port, or -1. */
-static int side_of(const struct story *st, const uint8_t *addr,
-		   uint16_t port)
-{
-	int s;
-
-	for (s = 0; s < 2; s++)
-		if (st->side[s].port == port &&
-		    !addr_cmp(st->side[s].addr, addr, st->family))
-			return s;
-	return -1;
 }
 
 static struct node *new_story(struct story_table *t, const struct key *k,
@@ -385,6 +428,12 @@ static struct node *new_story(struct story_table *t, const struct key *k,
 	st->side[0].port = c_port;
 	memcpy(st->side[1].addr, s_addr, alen(r->family));
 	st->side[1].port = s_port;
+	/* both slots are the client's for a socket connected to itself */
+	for (i = 0; i < 2; i++)
+		n->slot_side[i] = k->port[i] == c_port &&
+				  !memcmp(k->addr + i * alen(r->family), c_addr,
+					  alen(r->family)) ?
+				  STORY_CLIENT : STORY_SERVER;
 
 	n->hash = key_hash(k);
 	n->hnext = t->bucket[n->hash & (t->nbuckets - 1)];
@@ -399,8 +448,10 @@ static struct node *new_story(struct story_table *t, const struct key *k,
 	return n;
 }
 
-static struct listener *listener_slot(struct story_table *t, uint32_t netns,
-				      uint16_t port, bool create)
+/* inline: owner_from_listener() looks one up for nearly every record */
+static inline struct listener *listener_slot(struct story_table *t,
+					     uint32_t netns, uint16_t port,
+					     bool create)
 {
 	uint32_t h = (netns * 2654435761u) ^ port;
 	struct listener *l = &t->listeners[h % LISTENER_SLOTS];
@@ -666,6 +717,7 @@ static void apply_packet(struct story *st, int s,
 	uint8_t f = r->packet.flags;
 	bool in = r->dir == TCPTRACE_DIR_IN;
 	bool peer_tw = false;
+	const char *violation;
 	struct story_seg *g;
 	struct story_ev *e;
 	char why[64];
@@ -715,12 +767,13 @@ static void apply_packet(struct story *st, int s,
 		e->seen_out = true;
 	}
 
-	e->violation = check_segment(st, s, r);
-	g->violation = e->violation;
-	if (e->violation)
-		add_violation(st, e->violation);
+	violation = check_segment(st, s, r);
+	e->violation = violation;
+	g->violation = violation;
+	if (violation)
+		add_violation(st, violation);
 	if (ann)
-		ann->violation = e->violation;
+		ann->violation = violation;
 
 	if (f & F_SYN) {
 		if (me->syn_tx && me->isn_known && me->isn == seq) {
@@ -836,11 +889,16 @@ static bool reset_after_rst(struct story *st, int s,
 /* ---- records to stories ------------------------------------------------ */
 
 /* The guess of who is the client was wrong: its SYN came from the other. */
-static void swap_sides(struct story *st)
+static void swap_sides(struct node *n)
 {
+	struct story *st = &n->st;
 	struct story_side tmp = st->side[0];
+	uint8_t slot0 = n->slot_side[0];
 	size_t i;
 
+	/* swapped, not flipped: a socket connected to itself keeps 0, 0 */
+	n->slot_side[0] = n->slot_side[1];
+	n->slot_side[1] = slot0;
 	st->side[0] = st->side[1];
 	st->side[1] = tmp;
 	for (i = 0; i < st->nev; i++)
@@ -1034,14 +1092,17 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	const uint8_t *l_addr = r->saddr, *r_addr = r->daddr;
 	uint16_t l_port = r->sport, r_port = r->dport;
 	bool pkt = r->type == TCPTRACE_T_PACKET;
+	bool in = pkt && r->dir == TCPTRACE_DIR_IN;
 	struct listener *lst;
-	struct node **pp, *n;
+	struct node *n;
 	struct key k;
-	int s, ls;
+	int s, ls, l_slot, s_slot;
 
 	if (ann)
 		memset(ann, 0, sizeof(*ann));
-	if (r->ts_ns > STORY_GRACE_NS)
+	/* the test of story_expire() first: most records end no story */
+	if (r->ts_ns > STORY_GRACE_NS && t->closing &&
+	    t->closing->over_ns + STORY_GRACE_NS <= r->ts_ns)
 		story_expire(t, r->ts_ns);
 	if (r->type == TCPTRACE_T_LOST) {
 		note_lost(t, r);
@@ -1049,7 +1110,7 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	}
 	if (r->family != AF_INET && r->family != AF_INET6)
 		return t->err;
-	if (pkt && r->dir == TCPTRACE_DIR_IN) {
+	if (in) {
 		l_addr = r->daddr;
 		l_port = r->dport;
 		r_addr = r->saddr;
@@ -1086,27 +1147,29 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 		return t->err;
 	}
 
-	make_key(&k, r->family, l_addr, l_port, r_addr, r_port);
-	pp = find_slot(t, &k);
-	n = *pp;
+	/* the key slots of the local end and of a segment's sender */
+	l_slot = make_key(&k, r->family, l_addr, l_port, r_addr, r_port);
+	s_slot = in ? !l_slot : l_slot;
+	n = *find_slot(t, &k);
 
 	if (pkt && (r->packet.flags & (F_SYN | F_ACK)) == F_SYN) {
 		/* a SYN: the sender's ISN again, the peer's crossing SYN,
 		 * or a new connection on this 4-tuple */
 		if (n) {
-			s = side_of(&n->st, r->saddr, r->sport);
+			s = n->slot_side[s_slot];
 			/* the story began with a state record: its SYN */
-			if (s >= 0 && !n->st.roles_known &&
-			    !n->st.side[s].syn_tx && !story_over(&n->st)) {
+			if (!n->st.roles_known && !n->st.side[s].syn_tx &&
+			    !story_over(&n->st)) {
 				if (s == STORY_SERVER)
-					swap_sides(&n->st);
+					swap_sides(n);
 				n->st.roles_known = true;
 				n->st.start_ns = r->ts_ns;
 				s = STORY_CLIENT;
 			}
-			if (n->closing || !((s >= 0 && n->st.side[s].isn_known &&
+			if (n->closing ||
+			    !((n->st.side[s].isn_known &&
 			       n->st.side[s].isn == r->packet.seq) ||
-			      (s >= 0 && !n->st.side[s].syn_tx &&
+			      (!n->st.side[s].syn_tx &&
 			       !n->st.side[s].isn_known &&
 			       !story_over(&n->st)))) {
 				n->st.ended = story_over(&n->st);
@@ -1142,13 +1205,11 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	if (!n)
 		return t->err;
 
-	ls = side_of(&n->st, l_addr, l_port);
-	if (ls < 0)
-		return t->err;
+	ls = n->slot_side[l_slot];
 	set_netns(&n->st.side[ls], r->netns);
 	feed_pending(t, n, ls, r->sock_id);
 	if (pkt) {
-		s = side_of(&n->st, r->saddr, r->sport);
+		s = n->slot_side[s_slot];
 		if (r->pid && r->dir == TCPTRACE_DIR_OUT)
 			set_owner(&n->st.side[s], r);
 		apply_packet(&n->st, s, r, ann);

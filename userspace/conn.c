@@ -51,6 +51,13 @@ struct conn_set {
 
 struct conn_table {
 	uint64_t clock;
+	/*
+	 * The entry found or made last.  Consecutive records are often of
+	 * one connection (a segment leaving, then its state changes): its
+	 * key is compared first, without hashing or looking in the set.  A
+	 * key is in one entry at most, so this finds what the set would.
+	 */
+	struct conn_entry *last;
 	struct conn_set set[CONN_SETS];
 };
 
@@ -97,20 +104,29 @@ static int conn_key_of(const struct tcptrace_record *r, struct conn_key *k)
 static struct conn_entry *conn_lookup(struct conn_table *t,
 				      const struct conn_key *k, bool create)
 {
-	uint32_t h = conn_hash(k);
-	struct conn_set *set = &t->set[h & (CONN_SETS - 1)];
-	struct conn_entry *victim = &set->e[0];
+	struct conn_entry *e = t->last, *victim;
+	struct conn_set *set;
+	uint32_t h;
 	int i;
 
+	if (e && !memcmp(&e->key, k, sizeof(*k))) {
+		e->last_use = ++t->clock;
+		return e;
+	}
+	h = conn_hash(k);
+	set = &t->set[h & (CONN_SETS - 1)];
 	for (i = 0; i < CONN_WAYS; i++) {
-		if (set->tag[i] == h && set->e[i].last_use &&
-		    !memcmp(&set->e[i].key, k, sizeof(*k))) {
-			set->e[i].last_use = ++t->clock;
-			return &set->e[i];
+		e = &set->e[i];
+		if (set->tag[i] == h && e->last_use &&
+		    !memcmp(&e->key, k, sizeof(*k))) {
+			e->last_use = ++t->clock;
+			t->last = e;
+			return e;
 		}
 	}
 	if (!create)
 		return NULL;
+	victim = &set->e[0];
 	for (i = 1; i < CONN_WAYS; i++)
 		if (set->e[i].last_use < victim->last_use)
 			victim = &set->e[i];
@@ -118,6 +134,7 @@ static struct conn_entry *conn_lookup(struct conn_table *t,
 	victim->key = *k;
 	victim->last_use = ++t->clock;
 	set->tag[victim - set->e] = h;
+	t->last = victim;
 	return victim;
 }
 

@@ -116,6 +116,13 @@ struct story_table {
 	size_t ev_left;		/* events that may still be kept */
 	/* stories over, kept STORY_GRACE_NS for their last records */
 	struct node *closing, *closing_tail;
+	/*
+	 * The story of the record before.  Consecutive records are often of
+	 * one connection (a segment leaving, arriving, the state changes it
+	 * causes): its key is compared first, without hashing.  A key is in
+	 * one story at most, so this finds what find_slot() would.
+	 */
+	struct node *last;
 	int err;
 };
 
@@ -276,6 +283,8 @@ static void unlink_node(struct story_table *t, struct node *n)
 static void finish(struct story_table *t, struct node *n, uint64_t ts)
 {
 	unlink_node(t, n);
+	if (t->last == n)
+		t->last = NULL;
 	if (!ts && n->st.nev)
 		ts = n->st.ev[n->st.nev - 1].ts;
 	if (!n->st.end_ns)
@@ -1150,7 +1159,9 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	/* the key slots of the local end and of a segment's sender */
 	l_slot = make_key(&k, r->family, l_addr, l_port, r_addr, r_port);
 	s_slot = in ? !l_slot : l_slot;
-	n = *find_slot(t, &k);
+	n = t->last;
+	if (!n || !key_eq(&n->key, &k))
+		n = *find_slot(t, &k);
 
 	if (pkt && (r->packet.flags & (F_SYN | F_ACK)) == F_SYN) {
 		/* a SYN: the sender's ISN again, the peer's crossing SYN,
@@ -1204,6 +1215,7 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	}
 	if (!n)
 		return t->err;
+	t->last = n;
 
 	ls = n->slot_side[l_slot];
 	set_netns(&n->st.side[ls], r->netns);

@@ -110,7 +110,7 @@ clean:
 # the guest sees only the repository: it writes there, the host moves it
 BENCH_OUT ?= bench/results.json
 BENCH_VARS = $(foreach v,BENCH_ROUNDS BENCH_SECS BENCH_PROCS BENCH_CONDS BENCH_WARMUP \
-	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE BENCH_PROFILE_FREQ,$(if $($(v)),$(v)='$($(v))'))
+	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE BENCH_PROFILE_FREQ BENCH_PROFILE_LINES,$(if $($(v)),$(v)='$($(v))'))
 
 # the guest's clocksource: tsc (tsc=reliable: the TSC, as on real machines;
 # bench/clockcheck checks that it agrees between the vCPUs) or hpet (what

@@ -16,8 +16,9 @@ import statistics
 import sys
 
 USER_HZ = 100
-CONDS = ["baseline", "tcptrace", "tcptrace+cat", "tcptrace+reader",
-         "tcptrace+reader-fg", "ftrace", "bpftrace", "tcpdump"]
+CONDS = ["baseline", "tcptrace-filtered", "tcptrace", "tcptrace+cat",
+         "tcptrace+reader", "tcptrace+reader-fg", "ftrace", "bpftrace",
+         "tcpdump"]
 READERS = ["tcptrace+reader", "tcptrace+reader-fg"]
 # A reader kept up when, at the end of a run, the output it still owed was
 # at most this many seconds' worth of the run's (a formatting thread in the

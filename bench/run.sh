@@ -19,6 +19,9 @@
 #   baseline         tcptrace not loaded, no tracer
 #   tcptrace         tcptrace loaded, nobody reading (the rings fill, then
 #                    every record is a counted drop)
+#   tcptrace-filtered  tcptrace loaded with ports=9, a port nothing uses:
+#                    every hook runs and returns at its port test, nothing
+#                    is recorded (not in the default set)
 #   tcptrace+cat     tcptrace loaded, cat /dev/tcptrace > /dev/null: the
 #                    cost of the module and of read(), without formatting
 #   tcptrace+reader  tcptrace loaded, tcptracectl watch --json > /dev/null
@@ -186,6 +189,11 @@ start_server() {
 
 module_loaded() {
 	[ -d /sys/module/tcptrace ]
+}
+
+# loaded with no port filter
+loaded_plain() {
+	module_loaded && [ -z "$(cat /sys/module/tcptrace/parameters/ports)" ]
 }
 
 load() {
@@ -444,23 +452,27 @@ cond_start() {
 	esac
 	case $1 in
 	baseline | tcpdump) return 0 ;;
+	tcptrace-filtered)
+		load ports=9
+		"$tool" clear
+		;;
 	tcptrace)
-		module_loaded || load
+		loaded_plain || load
 		stop_reader
 		"$tool" clear
 		;;
 	tcptrace+reader)
-		module_loaded || load
+		loaded_plain || load
 		"$tool" clear
 		start_reader
 		;;
 	tcptrace+reader-fg)
-		module_loaded || load
+		loaded_plain || load
 		"$tool" clear
 		start_reader fg
 		;;
 	tcptrace+cat)
-		module_loaded || load
+		loaded_plain || load
 		"$tool" clear
 		start_reader cat
 		;;
@@ -622,7 +634,7 @@ profile() {
 		grep -v "^$" | grep -v "^#" | head -"${BENCH_PROFILE_LINES:-25}"
 	perf report -i "$tmp/perf.data" --no-children --sort sym --stdio \
 		-g none 2>/dev/null | grep -E ' tt_| read_hpet| memset' | head -20
-	perf report -i "$tmp/perf.data" --no-children --sort comm,dso,sym \
+	perf report -i "$tmp/perf.data" --no-children --percent-limit 0.01 --sort comm,dso,sym \
 		--stdio -g none 2>/dev/null | grep -v '^$' | head -${BENCH_PROFILE_LINES:-60}
 	unload
 }

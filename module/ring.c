@@ -248,21 +248,21 @@ struct tcptrace_record *tt_ring_reserve(u8 type, unsigned long *flags)
 
 	local_irq_save(*flags);
 	c = this_cpu_ptr(tt_cpus);
-	WRITE_ONCE(c->wseq, c->wseq + 1);
-	/* order the count before the clock read; pairs with tt_horizon() */
-	smp_mb();
-	ts = ktime_get_ns();
-
+	/* a full ring only counts the drop: no clock, no write begun */
 	head = c->head;
 	used = head - tt_load_tail(c);
 	lost = atomic_long_read(&c->lost_pending);
 	if (unlikely(used + (lost ? 2 : 1) > tt_mask + 1)) {
 		atomic_long_inc(&c->lost_pending);
 		c->drops++;
-		tt_end_write(c);
 		local_irq_restore(*flags);
 		return NULL;
 	}
+	/* the reader only frees slots meanwhile: there is still room */
+	WRITE_ONCE(c->wseq, c->wseq + 1);
+	/* order the count before the clock read; pairs with tt_horizon() */
+	smp_mb();
+	ts = ktime_get_ns();
 	if (unlikely(lost)) {
 		lost = atomic_long_xchg(&c->lost_pending, 0);
 		if (lost) {

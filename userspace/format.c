@@ -212,34 +212,30 @@ static void make_quads(void)
 	}
 }
 
-/* The number of decimal digits of v, from its bit length. */
-static unsigned int ndigits(uint64_t v)
+/* w < 10000 in decimal: 4 bytes copied from quads[], 1 to 4 kept */
+static char *put_lead(char *p, uint32_t w)
 {
-	static const uint64_t pow10[20] = {
-		1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull,
-		1000000ull, 10000000ull, 100000000ull, 1000000000ull,
-		10000000000ull, 100000000000ull, 1000000000000ull,
-		10000000000000ull, 100000000000000ull, 1000000000000000ull,
-		10000000000000000ull, 100000000000000000ull,
-		1000000000000000000ull, 10000000000000000000ull,
-	};
-	/* floor(log10(2^bits)) by 1233 / 4096 ~ log10(2): 0..19 */
-	unsigned int t = (unsigned int)(64 - __builtin_clzll(v | 1)) *
-			 1233 >> 12;
+	unsigned int n = 1 + (w >= 10) + (w >= 100) + (w >= 1000);
 
-	return t + (v >= pow10[t]) + (v == 0);
+	memcpy(p, quads[w] + 4 - n, 4);
+	return p + n;
 }
 
 /*
- * v in decimal, written in place from its last digits: its length found
- * first, then four digits per division by 10000 (in 32 bits once it
- * fits), each four copied from quads[].
+ * v in decimal: groups of four digits made from the last, by division by
+ * 10000 (in 32 bits once it fits), each copied from quads[] into a
+ * scratch buffer; then the first group without its leading zeros and the
+ * others in one fixed-size copy.
  */
 static char *put_u64(char *p, uint64_t v)
 {
-	char *end = p + ndigits(v), *q = end;
+	/* at most four groups of four after the first group */
+	char buf[32], *q = buf + 16;
 	uint32_t w, d;
+	size_t n;
 
+	if (v < 10000)
+		return put_lead(p, (uint32_t)v);
 	while (v > UINT32_MAX) {
 		d = (uint32_t)(v % 10000);
 		v /= 10000;
@@ -253,23 +249,10 @@ static char *put_u64(char *p, uint64_t v)
 		q -= 4;
 		memcpy(q, quads[d], 4);
 	}
-	/* the first 1 to 4 digits: the end of w's four */
-	switch (q - p) {
-	case 4:
-		memcpy(p, quads[w], 4);
-		break;
-	case 3:
-		memcpy(p, quads[w] + 1, 2);
-		p[2] = quads[w][3];
-		break;
-	case 2:
-		memcpy(p, quads[w] + 2, 2);
-		break;
-	default:
-		p[0] = quads[w][3];
-		break;
-	}
-	return end;
+	n = (size_t)(buf + 16 - q);
+	p = put_lead(p, w);
+	memcpy(p, q, 16);
+	return p + n;
 }
 
 /*

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -91,6 +92,7 @@ static void warn_skip(struct run *rn, unsigned int type, unsigned int version,
 static ssize_t process_raw(struct run *rn, const unsigned char *buf,
 			   size_t len)
 {
+	const struct tcptrace_record *rp;
 	struct tcptrace_record r;
 	size_t pos = 0;
 	uint16_t rlen;
@@ -115,9 +117,15 @@ static ssize_t process_raw(struct run *rn, const unsigned char *buf,
 			pos += rlen;
 			continue;
 		}
-		memcpy(&r, buf + pos, sizeof(r));
+		/* in place when aligned, as records read from the device are */
+		if ((uintptr_t)(buf + pos) % _Alignof(struct tcptrace_record)) {
+			memcpy(&r, buf + pos, sizeof(r));
+			rp = &r;
+		} else {
+			rp = (const struct tcptrace_record *)(buf + pos);
+		}
 		pos += rlen;
-		if (deliver(rn, &r))
+		if (deliver(rn, rp))
 			return -1;
 	}
 	rn->offset += pos;

@@ -238,15 +238,24 @@ static int direct_story_end(void *ctx, const struct story *st)
 static int direct_record(void *ctx, const struct tcptrace_record *r)
 {
 	struct direct *d = ctx;
+	char line[JSON_LINE_MAX];
 	struct story_ann ann;
 	struct isns isn;
+	size_t n;
 
 	conn_track(d->conns, r, &isn);
 	story_feed(d->counts, r, NULL);
 	story_feed(d->stories, r, &ann);
 	filter_match(&d->filter, r);
 	format_text(d->text, r, &isn, &d->fmt, &ann);
-	format_json(d->json, r, &isn, &ann);
+	n = (size_t)(format_json(line, r, &isn, &ann) - line);
+	/* within the bound, with room for the fixed-size copies past the end */
+	if (n > JSON_LINE_MAX - 32) {
+		fprintf(stderr, "fuzz: format_json() wrote a line of %zu bytes\n",
+			n);
+		abort();
+	}
+	fwrite(line, 1, n, d->json);
 	return 0;
 }
 

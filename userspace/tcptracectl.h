@@ -203,8 +203,9 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 		 const struct isns *isn, struct fmt_opts *o,
 		 const struct story_ann *ann);
 /*
- * The JSON line of a record, "\n" included, written at @line, which has
- * room for JSON_LINE_MAX bytes; returns its end.  The longest line: about
+ * The JSON line of a record of a known type (< TCPTRACE_T_MAX, as the
+ * readers deliver them), "\n" included, written at @line, which has room
+ * for JSON_LINE_MAX bytes; returns its end.  The longest line: about
  * 40 keys, numbers of at most 20 digits, two IPv6 addresses, two command
  * names of 16 bytes escaped (6 bytes each), a violation code, and 32 bytes
  * that fixed-size copies may write past the end: well under 2 KiB.

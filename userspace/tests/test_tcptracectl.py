@@ -441,6 +441,34 @@ def test_json(tmp, path):
           p3.stdout == p.stdout, p3.stderr.decode())
 
 
+def test_json_numbers(tmp):
+    """Numbers at each digit-count boundary and addresses whose bytes have
+    1 to 3 digits, as watch --json writes them (four digits at a time,
+    address bytes from a table): exact, no leading zero."""
+    vals = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999999,
+            100000000, 2**32 - 1, 2**32, 10**16 - 1, 10**16,
+            10**19 - 1, 10**19, 2**64 - 1]
+    data = b"".join(
+        st(T_STATE, v, ("255.0.10.199", 65535), ("1.99.100.0", 9),
+           old=ESTABLISHED, new=FIN_WAIT1, snd_nxt=v & 0xffffffff,
+           sock_id=v or 1)
+        for v in vals)
+    path = write_input(tmp, "numbers.bin", data)
+    p = run(["watch", "--json", "-i", path])
+    raw = p.stdout.decode()
+    lines = raw.splitlines()
+    exp = ['{"ts_ns":%d,"type":"state","netns":%d,"family":4,'
+           '"saddr":"255.0.10.199","sport":65535,"daddr":"1.99.100.0",'
+           '"dport":9,"cpu":0,"pid":0,"sock_id":%d,'
+           '"old_state":"ESTABLISHED","new_state":"FIN_WAIT1",'
+           '"snd_nxt":%d,"rcv_nxt":0,"snd_una":0}'
+           % (v, NS1, v or 1, v & 0xffffffff) for v in vals]
+    bad = [(g, e) for g, e in zip(lines, exp) if g != e]
+    check("json: numbers at every digit-count boundary, address bytes",
+          p.returncode == 0 and len(lines) == len(vals) and not bad,
+          p.stderr.decode() + repr(bad[:2]))
+
+
 def test_text(tmp, path):
     p = run(["watch", "-i", path])
     check("text: exit 0", p.returncode == 0, p.stderr.decode())
@@ -1329,6 +1357,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = write_input(tmp, "trace.bin", INPUT)
         test_json(tmp, path)
+        test_json_numbers(tmp)
         test_timewait_and_overflow(tmp)
         test_text(tmp, path)
         test_filters(tmp, path)

@@ -6,7 +6,9 @@
 # made by a process of its own (unshare), used and destroyed when that
 # process exits.  In each one, over loopback, IPv4 and IPv6:
 #   - a connection closed by the client, whose TIME_WAIT socket is still
-#     there when the namespace goes: the namespace's exit kills it;
+#     there when the namespace goes: the namespace's exit kills it (the
+#     child checks in /proc/net/tcp{,6} that it is a timewait socket
+#     before it goes on, and again before it exits);
 #   - a connection left established, with its listener, when the process
 #     exits: the sockets close while the namespace is being torn down.
 # tcptrace's per-namespace state (netfilter hooks, /proc/net entries) is
@@ -70,39 +72,63 @@ def lo_up():
     s.close()
 
 
-def timewait_sockets():
-    n = 0
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+def tcp_sockets():
+    """(family, local, remote, state, timer) of every TCP socket of this
+    namespace, as /proc/net/tcp{,6} show them (hex).  A timewait socket
+    shows its substate: TIME_WAIT, or FIN_WAIT2 until the peer's FIN comes
+    (a FIN lost in a race with the socket's change is sent again); its
+    timer is 03, the timewait timer."""
+    socks = []
+    for fam, f in ((4, "/proc/net/tcp"), (6, "/proc/net/tcp6")):
         with open(f) as fh:
-            n += sum(1 for line in fh.readlines()[1:]
-                     if line.split()[3] == "06")
-    return n
+            for line in fh.readlines()[1:]:
+                v = line.split()
+                socks.append((fam, v[1], v[2], v[3], v[5].split(":")[0]))
+    return socks
+
+
+def wait_timewait(ports, what):
+    """wait until the sockets of these (family, local port) are all
+    timewait sockets"""
+    end = time.monotonic() + 30
+    while True:
+        socks = tcp_sockets()
+        tw = {(fam, int(local.rsplit(":", 1)[1], 16))
+              for fam, local, _, _, timer in socks if timer == "03"}
+        if ports <= tw:
+            return
+        if time.monotonic() > end:
+            raise RuntimeError("%s: %s not all timewait sockets after 30 s;"
+                               " sockets (family local remote state timer):"
+                               " %s" % (what, sorted(ports), socks))
+        time.sleep(0.05)
 
 
 def child():
     if libc.unshare(CLONE_NEWNET):
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
     lo_up()
-    keep = []
-    for fam, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        lsn = socket.socket(fam, socket.SOCK_STREAM)
+    keep, closed = [], set()
+    for fam, addr in ((4, "127.0.0.1"), (6, "::1")):
+        lsn = socket.socket(socket.AF_INET if fam == 4 else socket.AF_INET6,
+                            socket.SOCK_STREAM)
         lsn.bind((addr, port))
         lsn.listen(4)
         c = socket.create_connection((addr, port))
         a, _ = lsn.accept()
         c.sendall(b"x")
         a.recv(1)
+        cport = (fam, c.getsockname()[1])
         c.close()
         a.recv(1)
         a.close()
+        closed.add(cport)
+        wait_timewait({cport}, "after the close")
         c = socket.create_connection((addr, port))
         a, _ = lsn.accept()
         keep += [lsn, c, a]
-    end = time.monotonic() + 30
-    while timewait_sockets() < 2:
-        if time.monotonic() > end:
-            raise RuntimeError("no TIME_WAIT sockets after 30 s")
-        time.sleep(0.05)
+    # still there: nothing (a reused port, say) ended them early
+    wait_timewait(closed, "at the end")
 
 
 procs, started, failed = set(), 0, 0

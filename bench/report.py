@@ -174,6 +174,23 @@ def print_tables(res, f=sys.stdout):
         for r in reads:
             print("  %-26s buffer %8d B: %9d records/s (%d records)" % (
                 r["reader"], r["bufsize"], r["rate"], r["records"]), file=f)
+    fm = res.get("format")
+    if fm:
+        print("", file=f)
+        print("formatting alone (%s, %d records of the same workload): "
+              "%.2f us of CPU per record" % (fm["reader"], fm["records"],
+                                             fm["us_per_record"]), file=f)
+        for link in LINKS:
+            rdr = res["summary"].get("tcptrace+reader", {}).get(link)
+            base = res["summary"].get("baseline", {}).get(link)
+            if not rdr or not base or not base["cpu_us_per_conn"]:
+                continue
+            per_conn = fm["us_per_record"] * rdr["records_per_conn"]
+            print("  %-4s %.1f records per connection: %.0f us per "
+                  "connection, %.1f%% of the baseline's %d us" % (
+                      link, rdr["records_per_conn"], per_conn,
+                      100 * per_conn / base["cpu_us_per_conn"],
+                      base["cpu_us_per_conn"]), file=f)
     mem = res.get("memory")
     if mem:
         print("", file=f)
@@ -271,6 +288,8 @@ def main():
         "skipped": skipped,
         "loss": loss,
         "read": [e for e in extra if e.get("part") == "read"],
+        "format": next((e for e in extra if e.get("part") == "format"),
+                       None),
         "memory": next((e for e in extra if e.get("part") == "memory"), None),
         "runs": runs,
     }

@@ -49,7 +49,10 @@
 # the highest rate with no drop and the rate at which drops reach 1%.
 # Part 3, read() throughput: rings filled with no reader, then read with
 # bench/readtp and buffers of one record, 128 KiB (tcptracectl's) and 4 MiB;
-# and through tcptracectl watch --json.
+# and through tcptracectl watch --json.  Then the formatting alone: records
+# of the same workload saved to a file and formatted from it by
+# tcptracectl watch --json -i, its CPU time per record, set against the
+# records per connection and the baseline's CPU time per connection.
 # Part 4, memory: tcptracectl stats at rest and under load.
 #
 # Prints a table, writes everything as JSON to BENCH_OUT (default
@@ -585,6 +588,43 @@ print(json.dumps(dict(part="read", reader="tcptracectl watch --json",
 		      bufsize=131072, records=n, secs=round(t, 4),
 		      rate=round(n / t))))' "$q" "$t0" "$t1" >>"$extra"
 	log "tcptracectl watch --json: $q records in $(echo "$t1 - $t0" | bc) s"
+	# The formatting alone, with no device, wake-up or other process in
+	# its way: records of the same workload, saved, then formatted from
+	# the file three times; the tool's CPU time (user + system) per
+	# record, the median of the three.
+	fill "$secs" >/dev/null
+	python3 - "$tmp/fmt.raw" <<'EOF'
+import os, sys
+fd = os.open("/dev/tcptrace", os.O_RDONLY | os.O_NONBLOCK)
+with open(sys.argv[1], "wb") as out:
+    while True:
+        try:
+            b = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            break
+        if not b:
+            break
+        out.write(b)
+EOF
+	python3 - "$tool" "$tmp/fmt.raw" <<'EOF' | tee -a "$extra" >&2
+import json, os, resource, subprocess, sys, time
+tool, path = sys.argv[1:3]
+n = os.path.getsize(path) // 128
+runs = []
+for _ in range(3):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    subprocess.run([tool, "watch", "--json", "-i", path],
+                   stdout=subprocess.DEVNULL, check=True)
+    t = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runs.append(((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), t))
+cpu, t = sorted(runs)[1]
+print(json.dumps(dict(part="format", reader="tcptracectl watch --json -i FILE",
+                      records=n, cpu_s=round(cpu, 4), secs=round(t, 4),
+                      us_per_record=round(cpu * 1e6 / n, 3))))
+EOF
+	rm -f "$tmp/fmt.raw"
 	unload
 }
 

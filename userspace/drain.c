@@ -23,6 +23,16 @@
  * last chunk (a new one when less than a quarter of it is free), and
  * drain_pop() hands the caller a pointer to what it has not taken yet.
  *
+ * Nor does the thread wait on the caller through the kernel: the process's
+ * memory map has a lock of its own, which a page fault takes to read and
+ * brk(), mmap() and mprotect() (malloc() and free() growing or trimming a
+ * heap) to write.  A caller at SCHED_IDLE can be preempted while it holds
+ * it and then wait for a CPU for seconds; a thread that needs it meanwhile
+ * waits as long.  So the thread makes DRAIN_POOL chunks and touches their
+ * pages before it reads anything, and keeps that many for reuse: while the
+ * caller is less than DRAIN_POOL chunks behind, a read() writes into
+ * memory that is there and the thread calls neither malloc() nor free().
+ *
  * No lock is shared between the thread and the caller, which may format
  * at SCHED_IDLE (source.c): a lock it held while preempted would stall the
  * reading for as long as the machine is busy, and the module would drop
@@ -50,8 +60,8 @@
 /* the queue: 64 MiB of chunks at the most */
 #define DRAIN_RING	1024u
 #define DRAIN_PAUSE_NS	10000000L
-/* chunks kept for reuse by the thread rather than freed */
-#define DRAIN_SPARE	8
+/* chunks made at the start, and kept for reuse rather than freed (2 MiB) */
+#define DRAIN_POOL	32u
 
 struct chunk {
 	struct chunk *next;	/* the thread's spare list */
@@ -148,7 +158,7 @@ static void drain_reclaim(struct drain *d)
 
 	for (; t != h; t++) {
 		c = d->back[t % DRAIN_RING];
-		if (d->nspare < DRAIN_SPARE) {
+		if (d->nspare < DRAIN_POOL) {
 			c->next = d->spare;
 			d->spare = c;
 			d->nspare++;
@@ -157,6 +167,25 @@ static void drain_reclaim(struct drain *d)
 		}
 	}
 	atomic_store_explicit(&d->btail, t, memory_order_release);
+}
+
+/*
+ * The chunks read into while the caller keeps up, their pages touched (in
+ * the thread's own malloc() arena).  Short of memory, fewer.
+ */
+static void drain_pool(struct drain *d)
+{
+	struct chunk *c;
+
+	while (d->nspare < DRAIN_POOL) {
+		c = malloc(sizeof(*c));
+		if (!c)
+			return;
+		memset(c->data, 0, sizeof(c->data));
+		c->next = d->spare;
+		d->spare = c;
+		d->nspare++;
+	}
 }
 
 /* A chunk to read into, len 0; NULL when out of memory. */
@@ -187,6 +216,7 @@ static void *drain_thread(void *arg)
 	ssize_t n;
 	int ret;
 
+	drain_pool(d);
 	for (;;) {
 		drain_reclaim(d);
 		head = atomic_load_explicit(&d->head, memory_order_relaxed);

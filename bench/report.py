@@ -178,8 +178,10 @@ def print_tables(res, f=sys.stdout):
     if fm:
         print("", file=f)
         print("formatting alone (%s, %d records of the same workload): "
-              "%.2f us of CPU per record" % (fm["reader"], fm["records"],
-                                             fm["us_per_record"]), file=f)
+              "%.2f us of CPU per record (%.3f s in all, %.3f s of it to "
+              "start and end)" % (fm["reader"], fm["records"],
+                                  fm["us_per_record"], fm["cpu_s"],
+                                  fm.get("cpu_empty_s", 0)), file=f)
         for link in LINKS:
             rdr = res["summary"].get("tcptrace+reader", {}).get(link)
             base = res["summary"].get("baseline", {}).get(link)

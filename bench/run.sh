@@ -51,8 +51,9 @@
 # bench/readtp and buffers of one record, 128 KiB (tcptracectl's) and 4 MiB;
 # and through tcptracectl watch --json.  Then the formatting alone: records
 # of the same workload saved to a file and formatted from it by
-# tcptracectl watch --json -i, its CPU time per record, set against the
-# records per connection and the baseline's CPU time per connection.
+# tcptracectl watch --json -i, its CPU time per record (less that of its
+# start, on an empty file), set against the records per connection and the
+# baseline's CPU time per connection.
 # Part 4, memory: tcptracectl stats at rest and under load.
 #
 # Prints a table, writes everything as JSON to BENCH_OUT (default
@@ -590,8 +591,9 @@ print(json.dumps(dict(part="read", reader="tcptracectl watch --json",
 	log "tcptracectl watch --json: $q records in $(echo "$t1 - $t0" | bc) s"
 	# The formatting alone, with no device, wake-up or other process in
 	# its way: records of the same workload, saved, then formatted from
-	# the file three times; the tool's CPU time (user + system) per
-	# record, the median of the three.
+	# the file three times; the tool's CPU time (user + system), the
+	# median of the three, less that of a run on an empty file (the
+	# tool's start and end), per record.
 	fill "$secs" >/dev/null
 	python3 - "$tmp/fmt.raw" <<'EOF'
 import os, sys
@@ -610,19 +612,31 @@ EOF
 import json, os, resource, subprocess, sys, time
 tool, path = sys.argv[1:3]
 n = os.path.getsize(path) // 128
-runs = []
-for _ in range(3):
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    subprocess.run([tool, "watch", "--json", "-i", path],
-                   stdout=subprocess.DEVNULL, check=True)
-    t = time.monotonic() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    runs.append(((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), t))
-cpu, t = sorted(runs)[1]
+empty = path + ".empty"
+open(empty, "wb").close()
+
+
+def cpu_time(f):
+    runs = []
+    for _ in range(3):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        subprocess.run([tool, "watch", "--json", "-i", f],
+                       stdout=subprocess.DEVNULL, check=True)
+        t = time.monotonic() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        runs.append((r1.ru_utime - r0.ru_utime +
+                     r1.ru_stime - r0.ru_stime, t))
+    return sorted(runs)[1]
+
+
+cpu, t = cpu_time(path)
+cpu0, _ = cpu_time(empty)
+os.unlink(empty)
 print(json.dumps(dict(part="format", reader="tcptracectl watch --json -i FILE",
                       records=n, cpu_s=round(cpu, 4), secs=round(t, 4),
-                      us_per_record=round(cpu * 1e6 / n, 3))))
+                      cpu_empty_s=round(cpu0, 4),
+                      us_per_record=round((cpu - cpu0) * 1e6 / n, 3))))
 EOF
 	rm -f "$tmp/fmt.raw"
 	unload

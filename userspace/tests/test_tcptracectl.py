@@ -708,6 +708,16 @@ def spawn(args, env):
                             stderr=subprocess.PIPE, env=full_env)
 
 
+def interrupt(proc):
+    """Ends a spawned tool with SIGINT (SIGKILL if it takes over 10 s)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 SCHED_OTHER, SCHED_BATCH, SCHED_IDLE = 0, 3, 5
 
 
@@ -829,12 +839,7 @@ def test_background(dev):
               got == n, "left %d, %r then %r, %d of %d lines" % (
                   len(left), busy, idle, got, n))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        interrupt(proc)
 
 
 def minor_faults(pid, tid):
@@ -868,12 +873,7 @@ def test_reader_faults(dev):
               "threads %r, %r faults, left %d, %d of 20000 lines" % (
                   readers, faults, len(left), got))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        interrupt(proc)
 
 
 def test_device(tmp):

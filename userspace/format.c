@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -197,8 +198,12 @@ static char *put_mem(char *p, const char *s, size_t n)
 /* a string literal */
 #define put_lit(p, lit) put_mem(p, lit, sizeof(lit) - 1)
 
-/* "0000" to "9999", made once by make_quads() */
+/*
+ * "0000" to "9999", and the number of digits of each without its leading
+ * zeros; made once by make_quads()
+ */
 static char quads[10000][4];
+static uint8_t quad_len[10000];
 
 static void make_quads(void)
 {
@@ -209,50 +214,74 @@ static void make_quads(void)
 		quads[i][1] = (char)('0' + i / 100 % 10);
 		quads[i][2] = (char)('0' + i / 10 % 10);
 		quads[i][3] = (char)('0' + i % 10);
+		quad_len[i] = (uint8_t)(1 + (i >= 10) + (i >= 100) + (i >= 1000));
 	}
 }
 
-/* w < 10000 in decimal: 4 bytes copied from quads[], 1 to 4 kept */
-static char *put_lead(char *p, uint32_t w)
+/*
+ * w < 10000 in decimal: 4 bytes copied from quads[] (up to 3 of them from
+ * the next entry), 1 to 4 kept
+ */
+static inline char *put_lead(char *p, uint32_t w)
 {
-	unsigned int n = 1 + (w >= 10) + (w >= 100) + (w >= 1000);
+	unsigned int n = quad_len[w];
 
 	memcpy(p, quads[w] + 4 - n, 4);
 	return p + n;
 }
 
-/*
- * v in decimal: groups of four digits made from the last, by division by
- * 10000 (in 32 bits once it fits), each copied from quads[] into a
- * scratch buffer; then the first group without its leading zeros and the
- * others in one fixed-size copy.
- */
-static char *put_u64(char *p, uint64_t v)
+/* w < 10000 as four digits, leading zeros kept */
+static inline char *put_quad(char *p, uint32_t w)
 {
-	/* at most four groups of four after the first group */
-	char buf[32], *q = buf + 16;
-	uint32_t w, d;
-	size_t n;
+	memcpy(p, quads[w], 4);
+	return p + 4;
+}
+
+/*
+ * v in decimal: split by 10000 (and 10^8 above 32 bits) into groups of
+ * four digits, the first without its leading zeros.  No loop and no
+ * scratch buffer: every record has a dozen numbers, most of them under
+ * 10^10.
+ */
+static inline char *put_u32(char *p, uint32_t v)
+{
+	uint32_t hi, top;
 
 	if (v < 10000)
-		return put_lead(p, (uint32_t)v);
-	while (v > UINT32_MAX) {
-		d = (uint32_t)(v % 10000);
-		v /= 10000;
-		q -= 4;
-		memcpy(q, quads[d], 4);
+		return put_lead(p, v);
+	hi = v / 10000;
+	if (hi < 10000) {
+		p = put_lead(p, hi);
+	} else {
+		top = hi / 10000;	/* v < 2^32: top < 43 */
+		p = put_quad(put_lead(p, top), hi - top * 10000);
 	}
-	w = (uint32_t)v;
-	while (w >= 10000) {
-		d = w % 10000;
-		w /= 10000;
-		q -= 4;
-		memcpy(q, quads[d], 4);
+	return put_quad(p, v - hi * 10000);
+}
+
+/* v mod 10^8 as eight digits */
+static inline char *put_oct(char *p, uint32_t v)
+{
+	uint32_t hi = v / 10000;
+
+	return put_quad(put_quad(p, hi), v - hi * 10000);
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+	uint64_t hi, top;
+
+	if (v <= UINT32_MAX)
+		return put_u32(p, (uint32_t)v);
+	hi = v / 100000000;
+	if (hi <= UINT32_MAX) {
+		p = put_u32(p, (uint32_t)hi);
+	} else {
+		top = hi / 100000000;	/* v < 2^64: top < 1845 */
+		p = put_oct(put_lead(p, (uint32_t)top),
+			    (uint32_t)(hi - top * 100000000));
 	}
-	n = (size_t)(buf + 16 - q);
-	p = put_lead(p, w);
-	memcpy(p, q, 16);
-	return p + n;
+	return put_oct(p, (uint32_t)(v - hi * 100000000));
 }
 
 /*
@@ -483,7 +512,11 @@ void format_text(FILE *out, const struct tcptrace_record *r,
 /* ,"KEY": for a literal KEY, whose length the compiler knows */
 #define put_key(p, key) put_lit(p, ",\"" key "\":")
 #define put_key_str(p, key, val) put_str(put_key(p, key), val)
-#define put_key_u64(p, key, val) put_u64(put_key(p, key), val)
+/* a number, in 32-bit arithmetic when its type is no wider */
+#define put_key_num(p, key, val)					\
+	(sizeof(val) <= sizeof(uint32_t) ?				\
+	 put_u32(put_key(p, key), (uint32_t)(val)) :			\
+	 put_u64(put_key(p, key), (uint64_t)(val)))
 #define put_key_frag(p, key, f) put_frag(put_key(p, key), f)
 
 /*
@@ -510,6 +543,12 @@ struct frag {
 	uint8_t len;
 };
 
+/* an IPv4 address (as in the record) and its text */
+struct v4_frag {
+	uint32_t addr;
+	struct frag f;		/* len 0: unused */
+};
+
 static struct {
 	bool made;
 	struct frag type[TCPTRACE_T_MAX];
@@ -517,6 +556,9 @@ static struct {
 	struct frag flags[256];
 	struct frag octet[256];		/* "0" to "255", not quoted */
 	bool plain[256];	/* a byte copied into a JSON string as it is */
+	struct v4_frag v4[256];	/* IPv4 addresses seen, by their last byte */
+	char comm_key[TCPTRACE_COMM_LEN];	/* the last command name */
+	struct frag comm;	/* its text, quoted; len 0: none */
 } frags;
 
 static void make_frag(struct frag *f, const char *s, bool quote)
@@ -567,15 +609,12 @@ static char *put_state_name(char *p, unsigned int state)
 
 #define put_state(p, key, state) put_state_name(put_key(p, key), state)
 
-/* an address, quoted */
-static char *put_addr(char *p, const struct tcptrace_record *r,
-		      const uint8_t *addr)
+/* the quoted text of an IPv4 address */
+static void make_v4_frag(struct v4_frag *c, const uint8_t *addr)
 {
-	char a[INET6_ADDRSTRLEN];
+	char *p = c->f.s;
 	int i;
 
-	if (r->family != AF_INET)
-		return put_str(p, addr_str(r, addr, a, sizeof(a)));
 	*p++ = '"';
 	for (i = 0; i < 4; i++) {
 		/* 4 bytes copied, 1 to 3 kept */
@@ -584,11 +623,32 @@ static char *put_addr(char *p, const struct tcptrace_record *r,
 		*p++ = '.';
 	}
 	p[-1] = '"';
-	return p;
+	c->f.len = (uint8_t)(p - c->f.s);
+	memcpy(&c->addr, addr, 4);
+}
+
+/*
+ * An address, quoted.  An IPv4 address's text is kept, by its last byte:
+ * a record has two, and the next record most often the same two.
+ */
+static char *put_addr(char *p, const struct tcptrace_record *r,
+		      const uint8_t *addr)
+{
+	char a[INET6_ADDRSTRLEN];
+	struct v4_frag *c;
+	uint32_t v;
+
+	if (r->family != AF_INET)
+		return put_str(p, addr_str(r, addr, a, sizeof(a)));
+	memcpy(&v, addr, 4);
+	c = &frags.v4[addr[3]];
+	if (!c->f.len || c->addr != v)
+		make_v4_frag(c, addr);
+	return put_frag(p, &c->f);
 }
 
 /* a command name, TCPTRACE_COMM_LEN bytes or up to a NUL, quoted */
-static char *put_comm(char *p, const char *comm)
+static char *make_comm(char *p, const char *comm)
 {
 	const unsigned char *u = (const unsigned char *)comm;
 	size_t i;
@@ -605,6 +665,26 @@ static char *put_comm(char *p, const char *comm)
 	return p;
 }
 
+/*
+ * The same, the last one's text kept (when it fits a frag): most records
+ * name the same task, or the same owner.
+ */
+static char *put_comm(char *p, const char *comm)
+{
+	char *e;
+
+	if (frags.comm.len &&
+	    !memcmp(frags.comm_key, comm, TCPTRACE_COMM_LEN))
+		return put_frag(p, &frags.comm);
+	e = make_comm(p, comm);
+	if (e - p <= (ptrdiff_t)sizeof(frags.comm.s)) {
+		memcpy(frags.comm_key, comm, TCPTRACE_COMM_LEN);
+		memcpy(frags.comm.s, p, (size_t)(e - p));
+		frags.comm.len = (uint8_t)(e - p);
+	}
+	return e;
+}
+
 char *format_json(char *line, const struct tcptrace_record *r,
 		  const struct isns *isn, const struct story_ann *ann)
 {
@@ -617,24 +697,24 @@ char *format_json(char *line, const struct tcptrace_record *r,
 	p = put_lit(p, "{\"ts_ns\":");
 	p = put_u64(p, r->ts_ns);
 	p = put_key_frag(p, "type", &frags.type[r->type]);
-	p = put_key_u64(p, "netns", r->netns);
+	p = put_key_num(p, "netns", r->netns);
 	if (family == AF_INET)
 		family = 4;
 	else if (family == AF_INET6)
 		family = 6;
-	p = put_key_u64(p, "family", family);
+	p = put_key_num(p, "family", family);
 	if (family == 4 || family == 6) {
 		p = put_addr(put_key(p, "saddr"), r, r->saddr);
-		p = put_key_u64(p, "sport", r->sport);
+		p = put_key_num(p, "sport", r->sport);
 		p = put_addr(put_key(p, "daddr"), r, r->daddr);
-		p = put_key_u64(p, "dport", r->dport);
+		p = put_key_num(p, "dport", r->dport);
 	}
-	p = put_key_u64(p, "cpu", r->cpu);
-	p = put_key_u64(p, "pid", r->pid);
+	p = put_key_num(p, "cpu", r->cpu);
+	p = put_key_num(p, "pid", r->pid);
 	if (r->pid)
 		p = put_comm(put_key(p, "comm"), r->comm);
 	if (r->sock_id)
-		p = put_key_u64(p, "sock_id", r->sock_id);
+		p = put_key_num(p, "sock_id", r->sock_id);
 
 	switch (r->type) {
 	case TCPTRACE_T_PACKET:
@@ -645,75 +725,75 @@ char *format_json(char *line, const struct tcptrace_record *r,
 		else
 			p = put_lit(p, ",\"dir\":\"unknown\"");
 		p = put_key_frag(p, "flags", &frags.flags[r->packet.flags]);
-		p = put_key_u64(p, "seq", r->packet.seq);
-		p = put_key_u64(p, "ack", r->packet.ack);
-		p = put_key_u64(p, "win", r->packet.win);
-		p = put_key_u64(p, "len", r->packet.payload_len);
+		p = put_key_num(p, "seq", r->packet.seq);
+		p = put_key_num(p, "ack", r->packet.ack);
+		p = put_key_num(p, "win", r->packet.win);
+		p = put_key_num(p, "len", r->packet.payload_len);
 		if (isn->s_known)
-			p = put_key_u64(p, "rel_seq",
+			p = put_key_num(p, "rel_seq",
 				     (uint32_t)(r->packet.seq - isn->s_isn));
 		if (isn->d_known && (r->packet.flags & TCPTRACE_FLAG_ACK))
-			p = put_key_u64(p, "rel_ack",
+			p = put_key_num(p, "rel_ack",
 				     (uint32_t)(r->packet.ack - isn->d_isn));
 		break;
 	case TCPTRACE_T_STATE:
 		p = put_state(p, "old_state", st->old_state);
 		p = put_state(p, "new_state", st->new_state);
-		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
-		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
-		p = put_key_u64(p, "snd_una", st->snd_una);
+		p = put_key_num(p, "snd_nxt", st->snd_nxt);
+		p = put_key_num(p, "rcv_nxt", st->rcv_nxt);
+		p = put_key_num(p, "snd_una", st->snd_una);
 		break;
 	case TCPTRACE_T_SYNACK_RETRANSMIT:
-		p = put_key_u64(p, "snt_isn", r->synack.snt_isn);
-		p = put_key_u64(p, "rcv_isn", r->synack.rcv_isn);
-		p = put_key_u64(p, "num_retrans", r->synack.num_retrans);
+		p = put_key_num(p, "snt_isn", r->synack.snt_isn);
+		p = put_key_num(p, "rcv_isn", r->synack.rcv_isn);
+		p = put_key_num(p, "num_retrans", r->synack.num_retrans);
 		break;
 	case TCPTRACE_T_RETRANSMIT:
 		p = put_key_frag(p, "flags", &frags.flags[st->flags]);
-		p = put_key_u64(p, "seq", st->seq);
-		p = put_key_u64(p, "end_seq", st->end_seq);
+		p = put_key_num(p, "seq", st->seq);
+		p = put_key_num(p, "end_seq", st->end_seq);
 		p = put_state(p, "state", st->old_state);
 		if (isn->s_known) {
-			p = put_key_u64(p, "rel_seq",
+			p = put_key_num(p, "rel_seq",
 				     (uint32_t)(st->seq - isn->s_isn));
-			p = put_key_u64(p, "rel_end_seq",
+			p = put_key_num(p, "rel_end_seq",
 				     (uint32_t)(st->end_seq - isn->s_isn));
 		}
 		break;
 	case TCPTRACE_T_TIMEWAIT:
 		p = put_state(p, "state", st->old_state);
 		p = put_state(p, "tw_substate", st->new_state);
-		p = put_key_u64(p, "timeo_ms", st->timeo_ms);
-		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
-		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
+		p = put_key_num(p, "timeo_ms", st->timeo_ms);
+		p = put_key_num(p, "snd_nxt", st->snd_nxt);
+		p = put_key_num(p, "rcv_nxt", st->rcv_nxt);
 		break;
 	case TCPTRACE_T_RESET_SENT:
 	case TCPTRACE_T_RESET_RECEIVED:
 	case TCPTRACE_T_DESTROY:
 		p = put_state(p, "state", st->old_state);
-		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
-		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
+		p = put_key_num(p, "snd_nxt", st->snd_nxt);
+		p = put_key_num(p, "rcv_nxt", st->rcv_nxt);
 		break;
 	case TCPTRACE_T_TIMEWAIT_END:
 		p = put_state(p, "tw_substate", st->new_state);
 		p = put_key_str(p, "end", tw_end_how(st->flags));
-		p = put_key_u64(p, "snd_nxt", st->snd_nxt);
-		p = put_key_u64(p, "rcv_nxt", st->rcv_nxt);
+		p = put_key_num(p, "snd_nxt", st->snd_nxt);
+		p = put_key_num(p, "rcv_nxt", st->rcv_nxt);
 		if (isn->tw_known)
-			p = put_key_u64(p, "duration_ns", isn->tw_ns);
+			p = put_key_num(p, "duration_ns", isn->tw_ns);
 		break;
 	case TCPTRACE_T_LISTEN_OVERFLOW:
 		p = put_key_str(p, "reason", overflow_reason(r->listen.reason));
-		p = put_key_u64(p, "syn_queue", r->listen.syn_queue);
-		p = put_key_u64(p, "accept_queue", r->listen.accept_queue);
-		p = put_key_u64(p, "backlog", r->listen.backlog);
+		p = put_key_num(p, "syn_queue", r->listen.syn_queue);
+		p = put_key_num(p, "accept_queue", r->listen.accept_queue);
+		p = put_key_num(p, "backlog", r->listen.backlog);
 		break;
 	case TCPTRACE_T_LOST:
-		p = put_key_u64(p, "count", r->lost.count);
+		p = put_key_num(p, "count", r->lost.count);
 		break;
 	}
 	if (ann && ann->owner_known) {
-		p = put_key_u64(p, "owner_pid", ann->owner_pid);
+		p = put_key_num(p, "owner_pid", ann->owner_pid);
 		p = put_comm(put_key(p, "owner_comm"), ann->owner_comm);
 	}
 	if (ann && ann->violation)

@@ -56,6 +56,17 @@ def summarise(runs):
                 "errors": sum(r["errors"] for r in rs),
                 "rates": [r["rate"] for r in rs],
             }
+            own = [r for r in rs if "reader_user_ticks" in r and r["conns"]]
+            if own:
+                out[cond][link].update(
+                    reader_user_us_per_conn=round(median([
+                        r["reader_user_ticks"] * 1e6 / USER_HZ / r["conns"]
+                        for r in own]), 1),
+                    reader_sys_us_per_conn=round(median([
+                        r["reader_sys_ticks"] * 1e6 / USER_HZ / r["conns"]
+                        for r in own]), 1),
+                    reader_preempted_per_s=round(median([
+                        r["reader_preempted"] / r["secs"] for r in own])))
             lag = [r for r in rs if r.get("out_bytes")]
             if lag:
                 behind = [(1 - r["out_bytes_at_end"] / r["out_bytes"]) *
@@ -136,6 +147,22 @@ def print_tables(res, f=sys.stdout):
                 fmt(s["cpu_us_per_conn"]), fmt(s.get("cpu_ratio"), "{:.3f}"),
                 fmt(s["cpu_busy"], "{:.2f}"),
                 fmt(s["records_per_conn"], "{:.1f}"), s["drops"]), file=f)
+    own = [(c, l, res["summary"][c][l]) for l in LINKS for c in CONDS
+           if "reader_user_us_per_conn" in res["summary"].get(c, {}).get(l, {})]
+    if own:
+        print("", file=f)
+        print("the reader's own CPU time (its threads' user and system time, "
+              "the run and its catch-up), median of the rounds:", file=f)
+        for c, l, s in own:
+            base = res["summary"].get("baseline", {}).get(l, {})
+            bcpu = base.get("cpu_us_per_conn")
+            tot = s["reader_user_us_per_conn"] + s["reader_sys_us_per_conn"]
+            print("  %-18s %-4s user %5.1f + system %5.1f = %5.1f us per "
+                  "connection%s; preempted %d times/s" % (
+                      c, l, s["reader_user_us_per_conn"],
+                      s["reader_sys_us_per_conn"], tot,
+                      " (%.1f%% of the baseline's CPU)" % (100 * tot / bcpu)
+                      if bcpu else "", s["reader_preempted_per_s"]), file=f)
     lags = [(c, l, res["summary"][c][l]) for c in READERS for l in LINKS
             if "catch_up_s" in res["summary"].get(c, {}).get(l, {})]
     if lags:
@@ -182,6 +209,11 @@ def print_tables(res, f=sys.stdout):
               "start and end)" % (fm["reader"], fm["records"],
                                   fm["us_per_record"], fm["cpu_s"],
                                   fm.get("cpu_empty_s", 0)), file=f)
+        if "user_us_per_record" in fm:
+            print("  of it user %.2f us, system %.2f us (the file's read(), "
+                  "and the page faults of the memory the connections' "
+                  "state first takes)" % (fm["user_us_per_record"],
+                                          fm["sys_us_per_record"]), file=f)
         for link in LINKS:
             rdr = res["summary"].get("tcptrace+reader", {}).get(link)
             base = res["summary"].get("baseline", {}).get(link)

@@ -260,7 +260,7 @@ print(s["events"] - s["per_type"].get("lost", 0) + s["drops"], s["drops"])'
 # measure ROUND COND LINK: one timed run of the client, appended to $runs
 measure() {
 	local round=$1 cond=$2 link=$3 ns addr res c0 c1 b0 t0 b1 t1
-	local r0 d0 r1 d1 w0 w1 lag=()
+	local r0 d0 r1 d1 w0 w1 lag=() ru0 rs0 rp0 ru1 rs1 rp1
 
 	if [ "$link" = veth ]; then
 		ns=$ns_cli addr=$ip_srv
@@ -270,6 +270,7 @@ measure() {
 	[ "$cond" = tcpdump ] && { start_tcpdump "$ns" "$link" || return; }
 	read -r r0 d0 < <(counters "$cond")
 	w0=$(reader_written)
+	read -r ru0 rs0 rp0 < <(reader_cpu)
 	read -r b0 t0 < <(cpu_jiffies)
 	res=$(ip netns exec "$ns" "$crr" client -p $port -n $nports \
 		-P "$procs" -t "$secs" "$addr")
@@ -284,6 +285,8 @@ measure() {
 		;;
 	*) sleep 0.5 ;;
 	esac
+	# the reader's own CPU time: the run's records, formatted or copied
+	read -r ru1 rs1 rp1 < <(reader_cpu)
 	if [ "$cond" = tcpdump ]; then
 		read -r r1 d1 < <(stop_tcpdump)
 		r0=0 d0=0
@@ -296,13 +299,30 @@ r = json.loads(sys.argv[1])
 r.update(round=int(sys.argv[2]), cond=sys.argv[3], link=sys.argv[4],
 	 busy_jiffies=int(sys.argv[5]), total_jiffies=int(sys.argv[6]),
 	 records=int(sys.argv[7]), drops=int(sys.argv[8]))
+if sys.argv[3] in ("tcptrace+cat",) or sys.argv[3].startswith("tcptrace+reader"):
+	r.update(reader_user_ticks=int(sys.argv[9]),
+		 reader_sys_ticks=int(sys.argv[10]),
+		 reader_preempted=int(sys.argv[11]))
 if sys.argv[3].startswith("tcptrace+reader"):
-	r.update(out_bytes_at_end=int(sys.argv[9]), out_bytes=int(sys.argv[10]),
-		 catch_up_s=float(sys.argv[11]))
+	r.update(out_bytes_at_end=int(sys.argv[12]), out_bytes=int(sys.argv[13]),
+		 catch_up_s=float(sys.argv[14]))
 print(json.dumps(r))' "$res" "$round" "$cond" "$link" $((b1 - b0)) \
-		$((t1 - t0)) $((r1 - r0)) $((d1 - d0)) "${lag[@]}")
+		$((t1 - t0)) $((r1 - r0)) $((d1 - d0)) $((ru1 - ru0)) \
+		$((rs1 - rs0)) $((rp1 - rp0)) "${lag[@]}")
 	echo "$c1" >>"$runs"
 	log "round $round $cond $link: $res records $((r1 - r0)) drops $((d1 - d0))${lag[1]:+ output ${lag[0]}/${lag[1]} bytes by the end, all ${lag[2]} s after}"
+}
+
+# reader_cpu: "USER SYSTEM PREEMPTED" of the reader's threads so far, in
+# clock ticks (USER_HZ) and involuntary context switches; "0 0 0" without
+# a reader
+reader_cpu() {
+	[ -n "$reader_pid" ] || { echo 0 0 0; return; }
+	awk 'FILENAME ~ /stat$/ { u += $14; s += $15 }
+	     /^nonvoluntary_ctxt_switches/ { p += $2 }
+	     END { print u + 0, s + 0, p + 0 }' \
+		/proc/"$reader_pid"/task/*/stat \
+		/proc/"$reader_pid"/task/*/status 2>/dev/null || echo 0 0 0
 }
 
 # ---- the tracers ---------------------------------------------------------
@@ -625,18 +645,21 @@ def cpu_time(f):
                        stdout=subprocess.DEVNULL, check=True)
         t = time.monotonic() - t0
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        runs.append((r1.ru_utime - r0.ru_utime +
-                     r1.ru_stime - r0.ru_stime, t))
+        u = r1.ru_utime - r0.ru_utime
+        s = r1.ru_stime - r0.ru_stime
+        runs.append((u + s, t, u, s))
     return sorted(runs)[1]
 
 
-cpu, t = cpu_time(path)
-cpu0, _ = cpu_time(empty)
+cpu, t, user, sys_ = cpu_time(path)
+cpu0, _, user0, sys0 = cpu_time(empty)
 os.unlink(empty)
 print(json.dumps(dict(part="format", reader="tcptracectl watch --json -i FILE",
                       records=n, cpu_s=round(cpu, 4), secs=round(t, 4),
                       cpu_empty_s=round(cpu0, 4),
-                      us_per_record=round((cpu - cpu0) * 1e6 / n, 3))))
+                      us_per_record=round((cpu - cpu0) * 1e6 / n, 3),
+                      user_us_per_record=round((user - user0) * 1e6 / n, 3),
+                      sys_us_per_record=round((sys_ - sys0) * 1e6 / n, 3))))
 EOF
 	rm -f "$tmp/fmt.raw"
 	unload

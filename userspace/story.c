@@ -48,6 +48,7 @@
 #define PENDING_SLOTS		256
 #define PENDING_FILTER		1024	/* power of two */
 #define LISTENER_SLOTS		1024
+#define RECENT_SPARE		256
 
 /*
  * The key of a connection: its family and its two endpoints, the lower one
@@ -116,6 +117,9 @@ struct story_table {
 	size_t ev_left;		/* events that may still be kept */
 	/* stories over, kept STORY_GRACE_NS for their last records */
 	struct node *closing, *closing_tail;
+	/* recent-segment blocks given back by quiet stories, for reuse */
+	struct story_seg *recent_spare[RECENT_SPARE];
+	unsigned int nrecent_spare;
 	/*
 	 * The story of the record before.  Consecutive records are often of
 	 * one connection (a segment leaving, arriving, the state changes it
@@ -160,6 +164,7 @@ static void node_free(struct node *n)
 	if (n->st.ev_left)
 		*n->st.ev_left += n->st.nev;
 	free(n->st.ev);
+	free(n->st.recent);
 	free(n);
 }
 
@@ -173,6 +178,8 @@ void story_table_free(struct story_table *t)
 		next = n->next;
 		node_free(n);
 	}
+	while (t->nrecent_spare)
+		free(t->recent_spare[--t->nrecent_spare]);
 	free(t->bucket);
 	free(t);
 }
@@ -431,8 +438,6 @@ static struct node *new_story(struct story_table *t, const struct key *k,
 	st->closed_first = -1;
 	st->reset_by = -1;
 	st->ev_left = t->events ? &t->ev_left : NULL;
-	for (i = 0; i < STORY_RECENT; i++)
-		st->recent[i].ev = -2;	/* unused */
 	memcpy(st->side[0].addr, c_addr, alen(r->family));
 	st->side[0].port = c_port;
 	memcpy(st->side[1].addr, s_addr, alen(r->family));
@@ -699,6 +704,45 @@ static const char *check_segment(const struct story *st, int s,
 	return NULL;
 }
 
+/*
+ * The segments a story saw last, to pair a segment's arrival with its
+ * departure and a socket's RST with its segment, take STORY_RECENT slots
+ * (512 bytes, two fifths of a story).  A story that keeps no events (watch)
+ * holds them only while it is live: once every socket of the connection
+ * it has seen is closed or in TIME_WAIT, no segment of it is on its way
+ * and the block goes back to the table, for the next connection; a
+ * segment that still comes gets a fresh block.  So a watch that follows
+ * a minute of connections through their TIME_WAIT keeps blocks only for
+ * the connections in progress, and takes less new memory for each one.
+ */
+static struct story_seg *recent_slot(struct story_table *t, struct story *st)
+{
+	static struct story_seg lost;
+	struct story_seg *g;
+	unsigned int i;
+
+	if (!st->recent) {
+		g = t->nrecent_spare ? t->recent_spare[--t->nrecent_spare] :
+		    malloc(STORY_RECENT * sizeof(*g));
+		if (!g)
+			return &lost;	/* remembered nowhere */
+		for (i = 0; i < STORY_RECENT; i++)
+			g[i].ev = -2;	/* unused */
+		st->recent = g;
+		st->recent_next = 0;
+	}
+	return &st->recent[st->recent_next++ % STORY_RECENT];
+}
+
+static void recent_put(struct story_table *t, struct story *st)
+{
+	if (t->nrecent_spare < RECENT_SPARE)
+		t->recent_spare[t->nrecent_spare++] = st->recent;
+	else
+		free(st->recent);
+	st->recent = NULL;
+}
+
 /* A dir-in record of a segment already seen leaving: the same segment. */
 static struct story_seg *find_sent(struct story *st, int s,
 				   const struct tcptrace_record *r)
@@ -706,6 +750,8 @@ static struct story_seg *find_sent(struct story *st, int s,
 	unsigned int i;
 	struct story_seg *g;
 
+	if (!st->recent)
+		return NULL;
 	for (i = 1; i <= STORY_RECENT; i++) {
 		g = &st->recent[(st->recent_next - i) % STORY_RECENT];
 		if (g->flags == r->packet.flags && g->side == s &&
@@ -716,7 +762,7 @@ static struct story_seg *find_sent(struct story *st, int s,
 	return NULL;
 }
 
-static void apply_packet(struct story *st, int s,
+static void apply_packet(struct story_table *t, struct story *st, int s,
 			 const struct tcptrace_record *r,
 			 struct story_ann *ann)
 {
@@ -755,7 +801,7 @@ static void apply_packet(struct story *st, int s,
 		}
 	}
 	e = add_ev(st, EV_SEG, (uint8_t)s, r->ts_ns);
-	g = &st->recent[st->recent_next++ % STORY_RECENT];
+	g = recent_slot(t, st);
 	g->side = (uint8_t)s;
 	g->flags = f;
 	g->seq = seq;
@@ -876,6 +922,8 @@ static bool reset_after_rst(struct story *st, int s,
 	unsigned int i;
 	char why[64];
 
+	if (!st->recent)
+		return false;
 	for (i = 1; i <= STORY_RECENT; i++) {
 		g = &st->recent[(st->recent_next - i) % STORY_RECENT];
 		if (g->ev == -2)
@@ -912,7 +960,7 @@ static void swap_sides(struct node *n)
 	st->side[1] = tmp;
 	for (i = 0; i < st->nev; i++)
 		st->ev[i].side ^= 1;
-	for (i = 0; i < STORY_RECENT; i++)
+	for (i = 0; st->recent && i < STORY_RECENT; i++)
 		st->recent[i].side ^= 1;
 	if (st->closed_first == 0 || st->closed_first == 1)
 		st->closed_first ^= 1;
@@ -959,6 +1007,19 @@ static bool story_over(const struct story *st)
 {
 	return (st->side[0].sock_known || st->side[1].sock_known) &&
 	       side_ended(&st->side[0]) && side_ended(&st->side[1]);
+}
+
+/* Every socket seen is closed or in TIME_WAIT (or a timewait socket). */
+static bool side_quiet(const struct story_side *sd)
+{
+	return !sd->sock_known || sd->done || sd->tw_pending ||
+	       sd->state == TCP_CLOSE || sd->state == TCP_TIME_WAIT;
+}
+
+static bool story_quiet(const struct story *st)
+{
+	return (st->side[0].sock_known || st->side[1].sock_known) &&
+	       side_quiet(&st->side[0]) && side_quiet(&st->side[1]);
 }
 
 /* The owner of a server end that has none: the process that listens. */
@@ -1224,7 +1285,7 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 		s = n->slot_side[s_slot];
 		if (r->pid && r->dir == TCPTRACE_DIR_OUT)
 			set_owner(&n->st.side[s], r);
-		apply_packet(&n->st, s, r, ann);
+		apply_packet(t, &n->st, s, r, ann);
 	} else {
 		feed_socket(n, ls, r);
 	}
@@ -1232,6 +1293,8 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	fill_owner(ann, &n->st.side[ls]);
 	if (story_over(&n->st))
 		mark_over(t, n, r->ts_ns);
+	else if (!t->events && n->st.recent && story_quiet(&n->st))
+		recent_put(t, &n->st);
 	return t->err;
 }
 

@@ -107,7 +107,7 @@ struct story {
 	struct story_ev *ev;
 	size_t nev, cap, ev_dropped;
 	/* private to story.c */
-	struct story_seg recent[STORY_RECENT];
+	struct story_seg *recent;	/* STORY_RECENT of them, or NULL */
 	unsigned int recent_next;
 	size_t *ev_left;	/* the table's event budget, NULL: no events */
 };

@@ -709,11 +709,14 @@ static const char *check_segment(const struct story *st, int s,
  * departure and a socket's RST with its segment, take STORY_RECENT slots
  * (512 bytes, two fifths of a story).  A story that keeps no events (watch)
  * holds them only while it is live: once every socket of the connection
- * it has seen is closed or in TIME_WAIT, no segment of it is on its way
- * and the block goes back to the table, for the next connection; a
- * segment that still comes gets a fresh block.  So a watch that follows
- * a minute of connections through their TIME_WAIT keeps blocks only for
- * the connections in progress, and takes less new memory for each one.
+ * it has seen is closed or in TIME_WAIT, no segment of it is normally on
+ * its way, and the block goes back to the table, for the next connection.
+ * A segment that still comes (a stray one at a timewait socket, its
+ * answer) takes a fresh block, which the story then keeps; only one that
+ * left before and arrives after (a retransmission crossing the last ACK)
+ * is not paired with its departure.  So a watch that follows a minute of
+ * connections through their TIME_WAIT keeps blocks only for those in
+ * progress, and takes less new memory for each one.
  */
 static struct story_seg *recent_slot(struct story_table *t, struct story *st)
 {
@@ -1293,8 +1296,11 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	fill_owner(ann, &n->st.side[ls]);
 	if (story_over(&n->st))
 		mark_over(t, n, r->ts_ns);
-	else if (!t->events && n->st.recent && story_quiet(&n->st))
+	else if (!t->events && n->st.recent && !n->st.recent_returned &&
+		 story_quiet(&n->st)) {
 		recent_put(t, &n->st);
+		n->st.recent_returned = true;
+	}
 	return t->err;
 }
 

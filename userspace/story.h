@@ -109,6 +109,7 @@ struct story {
 	/* private to story.c */
 	struct story_seg *recent;	/* STORY_RECENT of them, or NULL */
 	unsigned int recent_next;
+	bool recent_returned;	/* recent given back once, when quiet */
 	size_t *ev_left;	/* the table's event budget, NULL: no events */
 };
 

@@ -446,8 +446,10 @@ def test_json_numbers(tmp):
     1 to 3 digits, as watch --json writes them (four digits at a time,
     address bytes from a table): exact, no leading zero."""
     vals = [0, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999999,
-            100000000, 2**32 - 1, 2**32, 10**16 - 1, 10**16,
-            10**19 - 1, 10**19, 2**64 - 1]
+            100000000, 100000001, 1000000001, 2**32 - 1, 2**32,
+            10**12, 10**12 + 7, 10**16 - 1, 10**16, 10**17 + 5,
+            2**32 * 10**8 - 1, 2**32 * 10**8, 10**19 - 1, 10**19,
+            2**64 - 1]
     data = b"".join(
         st(T_STATE, v, ("255.0.10.199", 65535), ("1.99.100.0", 9),
            old=ESTABLISHED, new=FIN_WAIT1, snd_nxt=v & 0xffffffff,
@@ -467,6 +469,30 @@ def test_json_numbers(tmp):
     check("json: numbers at every digit-count boundary, address bytes",
           p.returncode == 0 and len(lines) == len(vals) and not bad,
           p.stderr.decode() + repr(bad[:2]))
+
+
+def test_json_kept_texts(tmp):
+    """watch --json keeps the text of an IPv4 address by its last byte and
+    that of the last command name: addresses that share a last byte, and
+    names that differ only after their NUL or in length, alternate; each
+    record must still print its own."""
+    addrs = ["10.0.0.5", "192.168.1.5", "10.0.0.5", "0.0.0.5", "10.0.0.5",
+             "255.255.255.255", "10.0.1.255"]
+    comms = [b"ab", b"ab\0xyz", b"abc", b"ab", b"a\"b", b"ab",
+             b"fifteen-chars-x"]
+    data = b"".join(
+        st(T_STATE, 1000 + i, (a, 1000 + i), (addrs[-1 - i], 80),
+           old=ESTABLISHED, new=FIN_WAIT1, pid=100 + i, comm=c,
+           sock_id=1 + i)
+        for i, (a, c) in enumerate(zip(addrs, comms)))
+    path = write_input(tmp, "kept.bin", data)
+    p = run(["watch", "--json", "-i", path])
+    objs = json_lines(p.stdout) if p.returncode == 0 else []
+    got = [(o.get("saddr"), o.get("daddr"), o.get("comm")) for o in objs]
+    exp = [(a, addrs[-1 - i], c.split(b"\0")[0].decode())
+           for i, (a, c) in enumerate(zip(addrs, comms))]
+    check("json: kept address and command-name texts follow each record",
+          got == exp, "%r" % [(g, e) for g, e in zip(got, exp) if g != e])
 
 
 def test_text(tmp, path):
@@ -1398,6 +1424,7 @@ def main():
         path = write_input(tmp, "trace.bin", INPUT)
         test_json(tmp, path)
         test_json_numbers(tmp)
+        test_json_kept_texts(tmp)
         test_timewait_and_overflow(tmp)
         test_text(tmp, path)
         test_filters(tmp, path)

@@ -7,8 +7,10 @@ record packing and check().
 """
 import json
 import os
+import select
 import subprocess
 import threading
+import time
 
 B = None  # the base module
 NSC, NSS = 4026532196, 4026532249
@@ -559,10 +561,20 @@ def test_memory(tmp):
         and waits for more; and the lines it printed."""
         p = subprocess.Popen([B.TOOL, "watch", "--json", "-i", "-"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        w = threading.Thread(target=p.stdin.write, args=(data,))
+        def feed():
+            try:
+                p.stdin.write(data)
+            except BrokenPipeError:
+                pass    # the tool was stopped: the check says so
+
+        w = threading.Thread(target=feed)
         w.start()
         lines, rss = 0, None
-        while lines < nrec:
+        deadline = time.monotonic() + 60
+        while lines < nrec and time.monotonic() < deadline:
+            # never blocks for good: a tool that stopped printing fails
+            if not select.select([p.stdout], [], [], 1)[0]:
+                continue
             chunk = p.stdout.read1(1 << 20)
             if not chunk:
                 break
@@ -571,8 +583,13 @@ def test_memory(tmp):
             with open("/proc/%d/status" % p.pid) as f:
                 rss = next(int(l.split()[1]) * 1024 for l in f
                            if l.startswith("VmRSS:"))
+        if lines < nrec:
+            p.kill()
         w.join()
-        p.stdin.close()
+        try:
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
         lines += p.stdout.read().count(b"\n")
         p.wait()
         return rss, lines

@@ -19,7 +19,9 @@
 #   make bench      measure tcptrace's cost against no tracer, ftrace,
 #                   bpftrace and tcpdump in a 2-CPU guest (bench/run.sh);
 #                   the table is printed, the JSON goes to BENCH_OUT
-#                   (default bench/results.json); about 15 minutes
+#                   (default bench/results.json); about 15 minutes;
+#                   BENCH_ALT_KO=PATH runs another build of the module
+#                   side by side (conditions alt, alt+cat, alt+reader)
 #   make install    install the module (modules_install, depmod), tcptracectl,
 #                   its man pages, bash completion and the udev rule;
 #                   DESTDIR= and PREFIX= (default /usr/local) are honoured;
@@ -110,7 +112,8 @@ clean:
 # the guest sees only the repository: it writes there, the host moves it
 BENCH_OUT ?= bench/results.json
 BENCH_VARS = $(foreach v,BENCH_ROUNDS BENCH_SECS BENCH_PROCS BENCH_CONDS BENCH_WARMUP \
-	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE BENCH_PROFILE_FREQ BENCH_PROFILE_LINES,$(if $($(v)),$(v)='$($(v))'))
+	BENCH_LOSS BENCH_LOSS_BUFS BENCH_READ BENCH_PROFILE BENCH_PROFILE_FREQ BENCH_PROFILE_LINES \
+	BENCH_ALT_KO,$(if $($(v)),$(v)='$($(v))'))
 
 # the guest's clocksource: tsc (tsc=reliable: the TSC, as on real machines;
 # bench/clockcheck checks that it agrees between the vCPUs) or hpet (what

@@ -17,9 +17,9 @@ import sys
 
 USER_HZ = 100
 CONDS = ["baseline", "tcptrace-filtered", "tcptrace", "tcptrace+cat",
-         "tcptrace+reader", "tcptrace+reader-fg", "ftrace", "bpftrace",
-         "tcpdump"]
-READERS = ["tcptrace+reader", "tcptrace+reader-fg"]
+         "tcptrace+reader", "tcptrace+reader-fg", "alt", "alt+cat",
+         "alt+reader", "ftrace", "bpftrace", "tcpdump"]
+READERS = ["tcptrace+reader", "tcptrace+reader-fg", "alt+reader"]
 # A reader kept up when, at the end of a run, the output it still owed was
 # at most this many seconds' worth of the run's (a formatting thread in the
 # background may lag; it must not defer its work past the measurement)
@@ -128,6 +128,8 @@ def print_tables(res, f=sys.stdout):
               (m["clocksource"], cc.get("cross_cpu", 0), cc.get("warps", 0),
                ", QEMU -accel " + m["accel"] if m.get("accel") else ""),
               file=f)
+    if m.get("alt_ko"):
+        print("alt, alt+cat, alt+reader: the module %s" % m["alt_ko"], file=f)
     print("", file=f)
     hdr = ("%-18s %-4s %8s %6s %9s %6s %5s %8s %7s" %
            ("condition", "link", "conn/s", "ratio", "cpu_us/c", "ratio",

@@ -37,6 +37,10 @@
 #                    (its output counted and thrown away)
 #   tcpdump          tcpdump -w /dev/null on the client's interface (veth,
 #                    or lo) with a SYN/FIN/RST filter
+#   alt, alt+cat, alt+reader  tcptrace, tcptrace+cat and tcptrace+reader
+#                    with another build of the module, BENCH_ALT_KO (not
+#                    run by default): a change to the module measured side
+#                    by side with the current one, in the same boot
 # Per condition: connections/s, guest CPU time per connection (busy time of
 # all CPUs in /proc/stat over the run), records per connection (written or
 # dropped) and drops.  For the two tcptracectl readers, how much of their
@@ -63,13 +67,15 @@
 # the conditions, by name), BENCH_LOSS=0 / BENCH_READ=0 to skip parts 2/3,
 # BENCH_LOSS_BUFS (the ring sizes of part 2, "4096 16384 65536"),
 # BENCH_PROFILE (conditions to run under perf record instead),
-# BENCH_PROFILE_FREQ (its sampling rate, 499), TCPTRACE_KO.
+# BENCH_PROFILE_FREQ (its sampling rate, 499), BENCH_ALT_KO (the module
+# of the alt conditions), TCPTRACE_KO.
 
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 ko=${TCPTRACE_KO:-$repo/module/tcptrace.ko}
+alt_ko=${BENCH_ALT_KO:-}
 tool=$repo/userspace/tcptracectl
 crr=$here/crr
 readtp=$here/readtp
@@ -108,7 +114,7 @@ cleanup() {
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
-	[ -d $T ] && echo 0 >$T/events/enable 2>/dev/null
+	[ -w $T/events/enable ] && echo 0 >$T/events/enable
 	ip netns del $ns_cli 2>/dev/null
 	ip netns del $ns_srv 2>/dev/null
 	ip netns del $ns_lo 2>/dev/null
@@ -123,6 +129,14 @@ for f in "$crr" "$readtp" "$clockcheck" "$tool" "$ko"; do
 		exit 2
 	fi
 done
+case " ${BENCH_CONDS:-} ${BENCH_PROFILE:-} " in
+*" alt"*)
+	if [ -z "$alt_ko" ] || [ ! -f "$alt_ko" ]; then
+		echo "bench: the alt conditions need BENCH_ALT_KO, another build of tcptrace.ko${alt_ko:+ ($alt_ko is not a file)}" >&2
+		exit 2
+	fi
+	;;
+esac
 if [ "$(id -u)" != 0 ]; then
 	echo "bench: needs root (run it in the guest: make bench)" >&2
 	exit 2
@@ -130,6 +144,10 @@ fi
 # work on copies: a rebuild in the tree during the run must not change them
 cp "$crr" "$readtp" "$clockcheck" "$tool" "$ko" "$tmp/" || exit 1
 crr=$tmp/crr readtp=$tmp/readtp tool=$tmp/tcptracectl ko=$tmp/${ko##*/}
+if [ -n "$alt_ko" ]; then
+	mkdir "$tmp/alt" && cp "$alt_ko" "$tmp/alt/" || exit 1
+	alt_ko=$tmp/alt/${alt_ko##*/}
+fi
 clockcheck=$tmp/clockcheck
 
 # The clock every record's timestamp comes from: ktime_get_ns(), read
@@ -195,20 +213,30 @@ module_loaded() {
 	[ -d /sys/module/tcptrace ]
 }
 
-# loaded with no port filter
+# the module under test (not the alt one) loaded, with no port filter
+alt_loaded=0
 loaded_plain() {
-	module_loaded && [ -z "$(cat /sys/module/tcptrace/parameters/ports)" ]
+	[ "$alt_loaded" = 0 ] && module_loaded &&
+		[ -z "$(cat /sys/module/tcptrace/parameters/ports)" ]
 }
 
 load() {
 	module_loaded && rmmod tcptrace
+	alt_loaded=0
 	insmod "$ko" "$@"
+}
+
+# the module of the alt conditions, loaded afresh
+load_alt() {
+	module_loaded && rmmod tcptrace
+	insmod "$alt_ko" && alt_loaded=1
 }
 
 unload() {
 	if module_loaded; then
 		rmmod tcptrace
 	fi
+	alt_loaded=0
 }
 
 # ---- measurements --------------------------------------------------------
@@ -232,7 +260,7 @@ tt_stat() {
 # records and drops of the current tracer, so far: "records drops"
 counters() {
 	case $1 in
-	tcptrace*)
+	tcptrace* | alt*)
 		"$tool" stats --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
@@ -277,7 +305,7 @@ measure() {
 	read -r b1 t1 < <(cpu_jiffies)
 	# let the tracers' readers catch up with the last events
 	case $cond in
-	tcptrace+reader*)
+	tcptrace+reader* | alt+reader)
 		# shellcheck disable=SC2207
 		lag=($(reader_catch_up))
 		w1=${lag[1]}
@@ -299,11 +327,11 @@ r = json.loads(sys.argv[1])
 r.update(round=int(sys.argv[2]), cond=sys.argv[3], link=sys.argv[4],
 	 busy_jiffies=int(sys.argv[5]), total_jiffies=int(sys.argv[6]),
 	 records=int(sys.argv[7]), drops=int(sys.argv[8]))
-if sys.argv[3] in ("tcptrace+cat",) or sys.argv[3].startswith("tcptrace+reader"):
+if sys.argv[3] in ("tcptrace+cat", "alt+cat", "alt+reader") or sys.argv[3].startswith("tcptrace+reader"):
 	r.update(reader_user_ticks=int(sys.argv[9]),
 		 reader_sys_ticks=int(sys.argv[10]),
 		 reader_preempted=int(sys.argv[11]))
-if sys.argv[3].startswith("tcptrace+reader"):
+if sys.argv[3].startswith("tcptrace+reader") or sys.argv[3] == "alt+reader":
 	r.update(out_bytes_at_end=int(sys.argv[12]), out_bytes=int(sys.argv[13]),
 		 catch_up_s=float(sys.argv[14]))
 print(json.dumps(r))' "$res" "$round" "$cond" "$link" $((b1 - b0)) \
@@ -500,6 +528,21 @@ cond_start() {
 		"$tool" clear
 		start_reader cat
 		;;
+	alt)
+		load_alt
+		stop_reader
+		"$tool" clear
+		;;
+	alt+cat)
+		load_alt
+		"$tool" clear
+		start_reader cat
+		;;
+	alt+reader)
+		load_alt
+		"$tool" clear
+		start_reader
+		;;
 	ftrace) start_ftrace ;;
 	bpftrace) [ -z "$bpftrace_skip" ] && start_bpftrace ;;
 	*) echo "bench: unknown condition $1" >&2; return 1 ;;
@@ -508,7 +551,9 @@ cond_start() {
 
 cond_stop() {
 	case $1 in
-	tcptrace+reader | tcptrace+reader-fg | tcptrace+cat) stop_reader ;;
+	tcptrace+reader | tcptrace+reader-fg | tcptrace+cat | alt+cat | alt+reader)
+		stop_reader
+		;;
 	ftrace) stop_ftrace ;;
 	bpftrace) stop_bpftrace ;;
 	esac
@@ -739,8 +784,8 @@ memory
 log "took $(($(date +%s) - start)) s"
 
 python3 "$here/report.py" --runs "$runs" --extra "$extra" \
-	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"clocksource":"%s","clockcheck":%s,"accel":"%s","bpftrace_skip":"%s","date":"%s"}' \
+	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"clocksource":"%s","clockcheck":%s,"accel":"%s","bpftrace_skip":"%s","alt_ko":"%s","date":"%s"}' \
 		"$(uname -r)" "$(nproc)" "$rounds" "$secs" "$procs" \
 		"$clocksource" "$clockcheck_res" "${TCPTRACE_VM_ACCEL:-tcg,thread=single}" \
-		"${bpftrace_skip//\"/\'}" "$(date -u +%FT%TZ)")" \
+		"${bpftrace_skip//\"/\'}" "${BENCH_ALT_KO:-}" "$(date -u +%FT%TZ)")" \
 	--out "$out"

@@ -44,10 +44,21 @@
  * the thread reuses or frees them, so that the caller does not even share
  * an allocator arena with it.  The caller sleeps on an eventfd, which the
  * thread writes when it said so.
+ *
+ * A caller that formats at SCHED_IDLE (drain_caller_idle()) returns to
+ * SCHED_OTHER when it finds too much waiting, but only once it runs, and
+ * on a machine that is busy a SCHED_IDLE thread may not run for a long
+ * time: the queue then outgrows the chunks made at the start and the
+ * thread must allocate, and so take the memory-map lock, which the caller
+ * may hold (it was preempted in a page fault, say) and keep until it runs
+ * again.  So the thread itself returns the caller to SCHED_OTHER as soon
+ * as more than the caller's mark waits: before the made chunks run out,
+ * and whether the caller runs or not.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +102,11 @@ struct drain {
 	int error;		/* errno of the read or poll that failed */
 	bool hup;		/* it ended on a hang-up */
 	bool interrupted;	/* it ended on a signal */
+
+	/* the caller's policy: see drain_caller_idle() */
+	pid_t caller;			/* its thread id */
+	_Atomic size_t boost;		/* 0: at SCHED_OTHER; else its mark */
+	int boost_error;		/* the thread's own, set once */
 
 	/* the thread's own */
 	struct chunk *spare;
@@ -205,6 +221,39 @@ static struct chunk *drain_chunk(struct drain *d)
 	return c;
 }
 
+int drain_caller_idle(struct drain *d, size_t mark)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (sched_setscheduler(0, SCHED_IDLE, &sp))
+		return errno;
+	/* after the change: the thread undoes only what was done */
+	atomic_store(&d->boost, mark);
+	return 0;
+}
+
+int drain_caller_return(struct drain *d)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	size_t mark = atomic_exchange(&d->boost, 0);
+
+	if (!mark)
+		return 0;
+	if (sched_setscheduler(d->caller, SCHED_OTHER, &sp)) {
+		int err = errno;
+
+		/* still SCHED_IDLE: the next try may report it */
+		atomic_store(&d->boost, mark);
+		return err;
+	}
+	return 0;
+}
+
+bool drain_caller_is_idle(struct drain *d)
+{
+	return atomic_load(&d->boost) != 0;
+}
+
 static void *drain_thread(void *arg)
 {
 	const struct timespec pause = { .tv_nsec = DRAIN_PAUSE_NS };
@@ -212,7 +261,7 @@ static void *drain_thread(void *arg)
 	struct chunk *c = NULL, *dst;
 	unsigned int head, tail;
 	bool hup = false;
-	size_t off;
+	size_t off, queued, boost;
 	ssize_t n;
 	int ret;
 
@@ -279,9 +328,13 @@ static void *drain_thread(void *arg)
 			drain_end(d, 0, true, false);
 			goto wait_stop;
 		}
-		atomic_fetch_add(&d->queued, (size_t)n);
+		queued = atomic_fetch_add(&d->queued, (size_t)n) + (size_t)n;
 		atomic_store_explicit(&dst->len, off + (size_t)n,
 				      memory_order_release);
+		boost = atomic_load_explicit(&d->boost, memory_order_relaxed);
+		/* once: if it fails, the caller finds out and says so */
+		if (boost && queued > boost && !d->boost_error)
+			d->boost_error = drain_caller_return(d);
 		if (dst == c) {
 			d->ring[head % DRAIN_RING] = c;
 			atomic_store_explicit(&d->head, head + 1,
@@ -316,6 +369,7 @@ int drain_start(struct drain **dp, int fd, const sigset_t *mask)
 		return ENOMEM;
 	d->fd = fd;
 	d->mask = mask;
+	d->caller = gettid();
 	d->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (d->stop_fd < 0) {
 		err = errno;

@@ -193,8 +193,11 @@ static void warn_unhandled(struct drain *dr, size_t have)
  * a fraction of a second's worth under load: the machine has had too
  * little idle time for a while) the thread goes back to SCHED_OTHER, its
  * fair share, until the queue is under BG_LOW: the lag stays that small
- * and the queue never fills because of the policy.  After the reading
- * ends (a signal, --duration) the rest is formatted at SCHED_OTHER.
+ * and the queue never fills because of the policy.  The reading thread
+ * makes that return itself (drain_caller_idle()), since a thread kept off
+ * the CPUs at SCHED_IDLE would notice the queue only once it ran.  After
+ * the reading ends (a signal, --duration) the rest is formatted at
+ * SCHED_OTHER.
  *
  * Not done when source.background is false (a terminal, the metrics
  * server), under a policy the user chose (chrt, anything but SCHED_OTHER),
@@ -206,7 +209,7 @@ static void warn_unhandled(struct drain *dr, size_t have)
 
 struct bg {
 	bool on;	/* the policy is ours to change */
-	bool idle;	/* the thread is SCHED_IDLE now */
+	struct drain *dr;	/* which knows whether it is SCHED_IDLE */
 };
 
 static bool bg_may_return(void)
@@ -227,26 +230,26 @@ static bool bg_may_return(void)
 
 static void bg_set(struct bg *b, bool idle)
 {
-	struct sched_param sp = { .sched_priority = 0 };
+	int err;
 
-	if (!b->on || b->idle == idle)
+	if (!b->on || drain_caller_is_idle(b->dr) == idle)
 		return;
-	if (sched_setscheduler(0, idle ? SCHED_IDLE : SCHED_OTHER, &sp)) {
+	err = idle ? drain_caller_idle(b->dr, BG_HIGH) :
+		     drain_caller_return(b->dr);
+	if (err) {
 		warnmsg("cannot make the formatting thread %s: %s",
-			idle ? "SCHED_IDLE" : "SCHED_OTHER", strerror(errno));
+			idle ? "SCHED_IDLE" : "SCHED_OTHER", strerror(err));
 		b->on = false;
-		return;
 	}
-	b->idle = idle;
 }
 
-static void bg_start(struct bg *b, bool wanted)
+static void bg_start(struct bg *b, struct drain *dr, bool wanted)
 {
 	const char *fg = getenv("TCPTRACE_FOREGROUND");
 
+	b->dr = dr;
 	b->on = wanted && !(fg && *fg && strcmp(fg, "0")) &&
 		sched_getscheduler(0) == SCHED_OTHER && bg_may_return();
-	b->idle = false;
 	bg_set(b, true);
 }
 
@@ -290,7 +293,7 @@ static int run_raw(struct run *rn, int fd, const sigset_t *mask)
 			err = 1;
 			goto cleanup;
 		}
-		bg_start(&bg, rn->s->background);
+		bg_start(&bg, dr, rn->s->background);
 	}
 	while (!done(rn)) {
 		if (rn->deadline && now_ns() >= rn->deadline) {

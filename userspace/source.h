@@ -75,6 +75,16 @@ ssize_t drain_pop(struct drain *d, const void **data, uint64_t deadline);
 void drain_result(struct drain *d, struct drain_result *res);
 /* whether the thread still reads, and *@queued the bytes not yet taken */
 bool drain_status(struct drain *d, size_t *queued);
+/*
+ * The caller of drain_start() formatting in the background: it goes to
+ * SCHED_IDLE, and the thread returns it to SCHED_OTHER as soon as more
+ * than @mark bytes wait (drain.c says why).  drain_caller_return() returns
+ * it at once (from any thread); drain_caller_is_idle() tells whether it is
+ * at SCHED_IDLE.  Both changes return 0 or an errno value.
+ */
+int drain_caller_idle(struct drain *d, size_t mark);
+int drain_caller_return(struct drain *d);
+bool drain_caller_is_idle(struct drain *d);
 /* asks the thread to read no more: drain_pop() then returns what is left */
 void drain_finish(struct drain *d);
 /* ends the thread and frees everything; @d may be NULL */

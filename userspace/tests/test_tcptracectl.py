@@ -800,9 +800,10 @@ def idle_policies(env, preexec=None):
 
 def test_background(dev):
     """Formatting at SCHED_IDLE when the output is not a terminal, back at
-    SCHED_OTHER while more than 1 MiB of records wait and after the
-    reading ends, and never with TCPTRACE_FOREGROUND=1 or under a policy
-    set by the user; the reading thread at SCHED_OTHER always."""
+    SCHED_OTHER while more than 1 MiB of records wait (put there by the
+    reading thread if need be) and after the reading ends, and never with
+    TCPTRACE_FOREGROUND=1 or under a policy set by the user; the reading
+    thread at SCHED_OTHER always."""
     pol = idle_policies(dict(dev.env, TCPTRACE_FOREGROUND="1"))
     check("watch: TCPTRACE_FOREGROUND=1 formats at SCHED_OTHER",
           len(pol) == 2 and set(pol.values()) == {SCHED_OTHER}, repr(pol))
@@ -864,6 +865,34 @@ def test_background(dev):
               not left and busy == SCHED_OTHER and idle == SCHED_IDLE and
               got == n, "left %d, %r then %r, %d of %d lines" % (
                   len(left), busy, idle, got, n))
+    finally:
+        interrupt(proc)
+
+    # A formatting thread that cannot run (here: held up in write(), the
+    # output not read) cannot see the queue grow: the reading thread
+    # returns it to SCHED_OTHER once more than 1 MiB waits.
+    proc = spawn(["watch", "--json"], dev.env)
+    try:
+        time.sleep(0.3)
+        # 250 KB: its output fills the pipe and the tool's buffer, and
+        # stops the thread with less than the mark left in the queue
+        left = feed(dev, CASES[0][0] * 2000)
+        time.sleep(0.5)
+        blocked = thread_policies(proc.pid).get(proc.pid)
+        # 2 MB more, read into the queue while the thread still waits
+        left += feed(dev, CASES[0][0] * 16000)
+        time.sleep(0.5)
+        returned = thread_policies(proc.pid).get(proc.pid)
+        got = read_lines(proc, 18000)
+        time.sleep(0.2)
+        idle = thread_policies(proc.pid).get(proc.pid)
+        check("watch: a formatting thread held up is returned to "
+              "SCHED_OTHER by the reading thread past 1 MiB, and goes "
+              "back to SCHED_IDLE once all is printed",
+              not left and blocked == SCHED_IDLE and
+              returned == SCHED_OTHER and idle == SCHED_IDLE and
+              got == 18000, "left %d, %r, %r, then %r, %d of 18000 lines" % (
+                  len(left), blocked, returned, idle, got))
     finally:
         interrupt(proc)
 

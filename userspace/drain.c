@@ -54,6 +54,16 @@
  * again.  So the thread itself returns the caller to SCHED_OTHER as soon
  * as more than the caller's mark waits: before the made chunks run out,
  * and whether the caller runs or not.
+ *
+ * The thread itself must not be kept waiting either: at tens of
+ * thousands of records a second a ring of the module lasts a tenth of a
+ * second, and on a machine with dozens of busy tasks a thread at the
+ * default nice value gets too small a share to keep every ring from
+ * filling.  So when the process runs at nice 0 under SCHED_OTHER and may
+ * raise its priority (root, CAP_SYS_NICE or RLIMIT_NICE), the thread
+ * takes nice DRAIN_NICE, as auditd does with its priority_boost; it uses
+ * little CPU time.  A process started with another nice value or policy
+ * keeps it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -63,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +84,8 @@
 #define DRAIN_PAUSE_NS	10000000L
 /* chunks made at the start, and kept for reuse rather than freed (2 MiB) */
 #define DRAIN_POOL	32u
+/* the thread's nice value, when it may take it */
+#define DRAIN_NICE	(-10)
 
 struct chunk {
 	struct chunk *next;	/* the thread's spare list */
@@ -254,6 +267,19 @@ bool drain_caller_is_idle(struct drain *d)
 	return atomic_load(&d->boost) != 0;
 }
 
+/* The thread's priority raised, when the process has not chosen its own. */
+static void drain_raise(void)
+{
+	id_t self = (id_t)gettid();
+
+	errno = 0;
+	if (sched_getscheduler(0) != SCHED_OTHER ||
+	    getpriority(PRIO_PROCESS, self) != 0 || errno)
+		return;
+	/* without the right to, the thread stays at nice 0 */
+	(void)setpriority(PRIO_PROCESS, self, DRAIN_NICE);
+}
+
 static void *drain_thread(void *arg)
 {
 	const struct timespec pause = { .tv_nsec = DRAIN_PAUSE_NS };
@@ -265,6 +291,7 @@ static void *drain_thread(void *arg)
 	ssize_t n;
 	int ret;
 
+	drain_raise();
 	drain_pool(d);
 	for (;;) {
 		drain_reclaim(d);

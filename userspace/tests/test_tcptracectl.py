@@ -897,6 +897,36 @@ def test_background(dev):
         interrupt(proc)
 
 
+def thread_nices(pid):
+    """{tid: nice value} of the threads of pid (/proc stat field 19)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def test_reader_nice(dev):
+    """The reading thread takes nice -10 when it may (as root) and the
+    process runs at nice 0; the formatting thread keeps nice 0; a process
+    started at another nice value keeps it in both threads."""
+    for start, want in ((0, -10 if os.geteuid() == 0 else 0), (5, 5)):
+        proc = subprocess.Popen(
+            [TOOL, "watch", "--json"], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=dict(os.environ, **dev.env),
+            preexec_fn=(lambda n=start: os.nice(n)) if start else None)
+        try:
+            time.sleep(0.3)
+            nices = thread_nices(proc.pid)
+            reader = [n for t, n in nices.items() if t != proc.pid]
+            check("watch started at nice %d: the reading thread at nice "
+                  "%d, the formatting thread at %d" % (start, want, start),
+                  reader == [want] and nices.get(proc.pid) == start,
+                  repr(nices))
+        finally:
+            interrupt(proc)
+
+
 def minor_faults(pid, tid):
     """Minor page faults of thread tid so far (/proc stat field 10)."""
     with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
@@ -1074,6 +1104,7 @@ def test_device(tmp):
 
         test_background(dev)
         test_reader_faults(dev)
+        test_reader_nice(dev)
 
         proc = spawn(["watch", "--json", "-c", "2"], dev.env)
         dev.write(CASES[0][0] + CASES[1][0] + CASES[2][0])

@@ -76,6 +76,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 ko=${TCPTRACE_KO:-$repo/module/tcptrace.ko}
 alt_ko=${BENCH_ALT_KO:-}
+alt_given=$alt_ko
 tool=$repo/userspace/tcptracectl
 crr=$here/crr
 readtp=$here/readtp
@@ -787,5 +788,5 @@ python3 "$here/report.py" --runs "$runs" --extra "$extra" \
 	--meta "$(printf '{"kernel":"%s","cpus":%d,"rounds":%d,"secs":%s,"procs":%d,"clocksource":"%s","clockcheck":%s,"accel":"%s","bpftrace_skip":"%s","alt_ko":"%s","date":"%s"}' \
 		"$(uname -r)" "$(nproc)" "$rounds" "$secs" "$procs" \
 		"$clocksource" "$clockcheck_res" "${TCPTRACE_VM_ACCEL:-tcg,thread=single}" \
-		"${bpftrace_skip//\"/\'}" "${BENCH_ALT_KO:-}" "$(date -u +%FT%TZ)")" \
+		"${bpftrace_skip//\"/\'}" "${alt_given//\"/\'}" "$(date -u +%FT%TZ)")" \
 	--out "$out"

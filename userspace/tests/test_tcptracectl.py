@@ -12,6 +12,7 @@ the device paths: ABI check, poll/read, --duration, signals, stats, clear.
 import json
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -727,11 +728,12 @@ def read_line(proc, timeout=5.0):
     return buf.decode()
 
 
-def spawn(args, env):
+def spawn(args, env, preexec=None):
     full_env = dict(os.environ)
     full_env.update(env)
     return subprocess.Popen([TOOL] + args, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=full_env)
+                            stderr=subprocess.PIPE, env=full_env,
+                            preexec_fn=preexec)
 
 
 def interrupt(proc):
@@ -747,14 +749,21 @@ def interrupt(proc):
 SCHED_OTHER, SCHED_BATCH, SCHED_IDLE = 0, 3, 5
 
 
-def thread_policies(pid):
-    """{tid: scheduling policy} of the threads of pid (/proc stat field 41)."""
+def thread_stat(pid, field):
+    """{tid: the numeric field (numbered as in proc(5)) of its stat} for
+    the threads of pid."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            # fields 1 and 2 end at the last ')'
             fields = f.read().rsplit(")", 1)[1].split()
-        out[int(tid)] = int(fields[38])
+        out[int(tid)] = int(fields[field - 3])
     return out
+
+
+def thread_policies(pid):
+    """{tid: scheduling policy} of the threads of pid (stat field 41)."""
+    return thread_stat(pid, 41)
 
 
 def feed(dev, data, seconds=20):
@@ -786,11 +795,7 @@ def read_lines(proc, n, timeout=20.0):
 def idle_policies(env, preexec=None):
     """The thread policies of a 'watch --json' into a pipe, with nothing to
     read; it is then stopped with SIGINT."""
-    full_env = dict(os.environ)
-    full_env.update(env)
-    proc = subprocess.Popen([TOOL, "watch", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=full_env, preexec_fn=preexec)
+    proc = spawn(["watch", "--json"], env, preexec)
     time.sleep(0.3)
     pol = thread_policies(proc.pid)
     proc.send_signal(signal.SIGINT)
@@ -897,27 +902,25 @@ def test_background(dev):
         interrupt(proc)
 
 
-def thread_nices(pid):
-    """{tid: nice value} of the threads of pid (/proc stat field 19)."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
-    return out
+def may_take_nice(n):
+    """Whether this process may lower its nice value to n: root (or
+    CAP_SYS_NICE, not looked for), or RLIMIT_NICE as can_nice() reads it."""
+    if os.geteuid() == 0:
+        return True
+    cur = resource.getrlimit(resource.RLIMIT_NICE)[0]
+    return cur == resource.RLIM_INFINITY or 20 - n <= cur
 
 
 def test_reader_nice(dev):
-    """The reading thread takes nice -10 when it may (as root) and the
-    process runs at nice 0; the formatting thread keeps nice 0; a process
-    started at another nice value keeps it in both threads."""
-    for start, want in ((0, -10 if os.geteuid() == 0 else 0), (5, 5)):
-        proc = subprocess.Popen(
-            [TOOL, "watch", "--json"], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=dict(os.environ, **dev.env),
-            preexec_fn=(lambda n=start: os.nice(n)) if start else None)
+    """The reading thread takes nice -10 when it may and the process runs
+    at nice 0; the formatting thread keeps nice 0; a process started at
+    another nice value keeps it in both threads."""
+    for start, want in ((0, -10 if may_take_nice(-10) else 0), (5, 5)):
+        proc = spawn(["watch", "--json"], dev.env,
+                     (lambda n=start: os.nice(n)) if start else None)
         try:
             time.sleep(0.3)
-            nices = thread_nices(proc.pid)
+            nices = thread_stat(proc.pid, 19)
             reader = [n for t, n in nices.items() if t != proc.pid]
             check("watch started at nice %d: the reading thread at nice "
                   "%d, the formatting thread at %d" % (start, want, start),

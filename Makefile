@@ -5,7 +5,8 @@
 #
 #   make            build module/tcptrace.ko, userspace/tcptracectl, selftests
 #   make demo       boot the guest, trace real connections, show them
-#   make check      static checks, tool tests, then every selftest in the guest
+#   make check      static checks, host tests of the tool and of the bench
+#                   report, then every selftest in the guest
 #   make stress     the long stress and fault tests in the guest
 #                   (selftests/stress.sh): STRESS_ROUNDS (200) reloads under
 #                   traffic with a reader killed in read/poll, STRESS_NETNS

@@ -12,6 +12,7 @@ connections of the run.
 """
 import argparse
 import json
+import signal
 import statistics
 import sys
 
@@ -302,12 +303,25 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--table")
     a = ap.parse_args()
+    # | head: end quietly, like any filter
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if a.table:
-        with open(a.table) as f:
-            res = json.load(f)
-        res["targets"] = targets(res["summary"], res.get("loss") or {})
+        try:
+            with open(a.table) as f:
+                res = json.load(f)
+            res["targets"] = targets(res["summary"], res.get("loss") or {})
+        except OSError as e:
+            print("report.py: cannot read %s: %s" % (a.table, e.strerror),
+                  file=sys.stderr)
+            return 2
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            print("report.py: %s is not a results file (%s: %s)" % (
+                a.table, type(e).__name__, e), file=sys.stderr)
+            return 2
         print_tables(res)
-        return
+        return 0
+    if not a.runs or not a.extra:
+        ap.error("give --table FILE, or --runs and --extra")
     with open(a.runs) as f:
         runs = [json.loads(line) for line in f if line.strip()]
     with open(a.extra) as f:
@@ -335,7 +349,8 @@ def main():
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
             f.write("\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

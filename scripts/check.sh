@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make check: static checks of the module, the tool's host tests, then
-# every selftest inside the QEMU guest.  Ends with "N passed, N failed"
-# summed over all three and exits non-zero on any failure.
+# make check: static checks of the module, the host tests of the tool and
+# of the benchmark's report, then every selftest inside the QEMU guest.
+# Ends with "N passed, N failed" summed over all of them and exits
+# non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,7 @@ run() {
 
 run lint scripts/lint.sh
 run tool make -s -C userspace test
+run bench-report python3 bench/test_report.py
 run install scripts/install-test.sh
 run selftests selftests/vm/run --timeout "${TCPTRACE_VM_TIMEOUT:-3000}" -- \
 	selftests/run_all.sh

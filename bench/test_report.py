@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of bench/report.py on made-up runs: medians and ratios, the
+events-until-loss summary, each target's verdict at its bounds, and the
+command line (a results file printed again, a bad file, a closed pipe).
+
+    python3 bench/test_report.py
+
+Ends with "N passed, N failed"; exits 1 on any failure.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPORT = os.path.join(HERE, "report.py")
+sys.path.insert(0, HERE)
+import report  # noqa: E402
+
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok   %s" % name)
+    else:
+        failed += 1
+        print("FAIL %s%s" % (name, ": " + str(detail) if detail else ""))
+
+
+def run(cond, link, rate, busy=800, total=1000, conns=10000, records=0,
+        drops=0, secs=5.0, **extra):
+    r = dict(cond=cond, link=link, rate=rate, busy_jiffies=busy,
+             total_jiffies=total, conns=conns, records=records, drops=drops,
+             secs=secs, errors=0)
+    r.update(extra)
+    return r
+
+
+def lagging(behind_s, secs=5.0, out=1000000):
+    """The fields of a tcptracectl reader that owed behind_s at the end."""
+    return dict(out_bytes=out,
+                out_bytes_at_end=round(out * (1 - behind_s / secs)),
+                catch_up_s=0.1)
+
+
+def test_summarise():
+    runs = [run("baseline", "veth", r, busy=b, conns=c) for r, b, c in
+            ((100, 500, 1000), (300, 900, 3000), (200, 400, 2000))]
+    runs += [run("tcptrace+cat", "veth", 150, busy=600, conns=1500,
+                 records=39000, drops=7, reader_user_ticks=3,
+                 reader_sys_ticks=1, reader_preempted=50)]
+    s = report.summarise(runs)
+    b = s["baseline"]["veth"]
+    check("median rate of three rounds", b["rate"] == 200, b)
+    # busy jiffies at USER_HZ 100 -> us per connection: 5000, 3000, 2000
+    check("median CPU us per connection", b["cpu_us_per_conn"] == 3000, b)
+    check("busy fraction", b["cpu_busy"] == 0.5, b)
+    check("baseline ratio 1", b["rate_ratio"] == 1.0 and
+          b["cpu_ratio"] == 1.0, b)
+    c = s["tcptrace+cat"]["veth"]
+    check("rate ratio to the baseline", c["rate_ratio"] == 0.75, c)
+    check("CPU ratio to the baseline", c["cpu_us_per_conn"] == 4000 and
+          c["cpu_ratio"] == round(4000 / 3000, 3), c)
+    check("records per connection and drops", c["records_per_conn"] == 26
+          and c["drops"] == 7, c)
+    check("reader's own time per connection",
+          c["reader_user_us_per_conn"] == 20.0 and
+          c["reader_sys_us_per_conn"] == 6.7 and
+          c["reader_preempted_per_s"] == 10, c)
+    check("no lag fields without output counts", "behind_s" not in c, c)
+    check("no link without runs", "lo" not in s["baseline"], s)
+
+
+def test_loss():
+    steps = [dict(part="loss", buf_records=4096, procs=p, rate=r,
+                  records=rec, drops=d, secs=5.0, conns=int(r * 5),
+                  errors=0)
+             for p, r, rec, d in ((1, 1000, 100000, 0), (2, 1500, 150000, 0),
+                                  (4, 1800, 180000, 900),
+                                  (8, 1700, 170000, 1700),
+                                  (16, 1600, 160000, 3200))]
+    lo = report.loss_summary(steps)["4096"]
+    check("highest rate with no drop", lo["max_rate_no_drop"] == 1500, lo)
+    check("records/s at it", lo["max_records_per_s_no_drop"] == 30000, lo)
+    # 0.5% at 1800 is not 1%; 1% at 1700 and 2% at 1600: the lower rate
+    check("first rate with 1% drops", lo["rate_at_1pct_drops"] == 1600, lo)
+    check("drop percentage", [e["drop_pct"] for e in lo["steps"]] ==
+          [0, 0, 0.5, 1.0, 2.0], lo["steps"])
+    clean = report.loss_summary([dict(steps[0])])["4096"]
+    check("1% never reached", clean["rate_at_1pct_drops"] is None, clean)
+
+
+def targets_of(runs, loss_steps=()):
+    s = report.summarise(runs)
+    return report.targets(s, report.loss_summary(list(loss_steps)))
+
+
+def base():
+    return [run("baseline", link, 1000, busy=500, conns=5000)
+            for link in report.LINKS]
+
+
+def test_rate_target():
+    key = "tcptrace+reader keeps >=95% of veth rate"
+    t = targets_of(base() + [run("tcptrace+reader", "veth", 950,
+                                 **lagging(0.25))])
+    check("95% and 0.25 s behind: met", t[key]["met"], t[key])
+    check("its detail", "ratio 0.950, kept up (0.25 s behind" in
+          t[key]["detail"], t[key])
+    t = targets_of(base() + [run("tcptrace+reader", "veth", 949,
+                                 **lagging(0))])
+    check("94.9%: missed", not t[key]["met"], t[key])
+    t = targets_of(base() + [run("tcptrace+reader", "veth", 1000,
+                                 **lagging(0.3))])
+    check("a reader 0.3 s behind: missed at any rate", not t[key]["met"] and
+          "FELL BEHIND" in t[key]["detail"], t[key])
+    t = targets_of(base() + [run("tcptrace+cat", "veth", 960)])
+    key = "tcptrace+cat keeps >=95% of veth rate"
+    check("cat has no lag to meet", t[key]["met"] and
+          t[key]["detail"] == "ratio 0.960", t[key])
+    t = targets_of(base() + [run("tcptrace+cat", "lo", 960)])
+    check("no veth run: no verdict", key not in t, t)
+
+
+def test_cheaper_target():
+    key = "tcptrace+cat cheaper than tcpdump"
+
+    def verdict(cat, dump):
+        runs = base()
+        for link, (rate, busy) in zip(report.LINKS, cat):
+            runs.append(run("tcptrace+cat", link, rate, busy=busy,
+                            conns=5000))
+        for link, (rate, busy) in zip(report.LINKS, dump):
+            runs.append(run("tcpdump", link, rate, busy=busy, conns=5000))
+        return targets_of(runs)[key]
+
+    t = verdict(((900, 500), (900, 500)), ((900, 500), (900, 500)))
+    check("equal cost counts as cheaper", t["met"], t)
+    t = verdict(((950, 600), (950, 600)), ((900, 500), (900, 500)))
+    check("a higher rate is enough", t["met"], t)
+    t = verdict(((850, 450), (850, 450)), ((900, 500), (900, 500)))
+    check("less CPU per connection is enough", t["met"], t)
+    t = verdict(((900, 500), (850, 550)), ((900, 500), (900, 500)))
+    check("dearer on one link: missed", not t["met"], t)
+    check("both links in the detail", t["detail"] ==
+          "veth 900 vs 900 conn/s, 1000 vs 1000 us/conn; "
+          "lo 850 vs 900 conn/s, 1100 vs 1000 us/conn", t["detail"])
+    t = targets_of(base() + [run("tcptrace+cat", "veth", 900)])
+    check("no other tracer: no verdict", key not in t, t)
+
+
+def test_drop_targets():
+    part1 = "no drop, watch --json, default ring (part 1)"
+    ramp = "no drop, watch --json, default ring (ramp)"
+    step = dict(part="loss", buf_records=4096, procs=8, rate=2000,
+                records=200000, secs=5.0, conns=10000, errors=0)
+    runs = base() + [run("tcptrace+reader", link, 900, **lagging(0))
+                     for link in report.LINKS]
+    t = targets_of(runs, [dict(step, drops=0)])
+    check("no drop anywhere: both met", t[part1]["met"] and t[ramp]["met"],
+          t)
+    t = targets_of(runs[:-1] + [run("tcptrace+reader", "lo", 900, drops=1,
+                                    **lagging(0))], [dict(step, drops=0)])
+    check("one drop in part 1: missed", not t[part1]["met"] and
+          t[part1]["detail"].startswith("1 drops"), t[part1])
+    t = targets_of(runs, [dict(step, drops=0),
+                          dict(step, procs=16, drops=1)])
+    check("one drop in the ramp: missed", not t[ramp]["met"], t[ramp])
+    t = targets_of(runs, [dict(step, buf_records=65536, drops=5)])
+    check("drops with a larger ring do not count", ramp not in t, t)
+
+
+def test_cli():
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = os.path.join(tmp, "runs.jsonl")
+        extra = os.path.join(tmp, "extra.jsonl")
+        out = os.path.join(tmp, "out.json")
+        with open(runs, "w") as f:
+            for r in base() + [run("tcptrace+cat", "veth", 960,
+                                   records=130000)]:
+                f.write(json.dumps(r) + "\n")
+        open(extra, "w").close()
+        p = subprocess.run([sys.executable, REPORT, "--runs", runs,
+                            "--extra", extra, "--meta",
+                            json.dumps(dict(kernel="k", cpus=2, rounds=1,
+                                            secs=5, procs=2)),
+                            "--out", out], capture_output=True, text=True)
+        check("report writes the JSON", p.returncode == 0 and
+              os.path.exists(out), p.stderr)
+        p = subprocess.run([sys.executable, REPORT, "--table", out],
+                           capture_output=True, text=True)
+        check("--table prints the targets again", p.returncode == 0 and
+              re.search(r"^target tcptrace\+cat keeps >=95% of veth rate +"
+                        r"met +ratio 0\.960$", p.stdout, re.M),
+              p.stdout + p.stderr)
+        missing = os.path.join(tmp, "nonexistent.json")
+        p = subprocess.run([sys.executable, REPORT, "--table", missing],
+                           capture_output=True, text=True)
+        check("a missing file: exit 2 and one line",
+              p.returncode == 2 and "Traceback" not in p.stderr and
+              p.stderr.startswith("report.py: cannot read %s:" % missing),
+              (p.returncode, p.stderr))
+        bad = os.path.join(tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write("{not json")
+        p = subprocess.run([sys.executable, REPORT, "--table", bad],
+                           capture_output=True, text=True)
+        check("a file that is not JSON: exit 2 and one line",
+              p.returncode == 2 and "Traceback" not in p.stderr and
+              p.stderr.startswith("report.py: %s is not a results file" %
+                                  bad), (p.returncode, p.stderr))
+        p = subprocess.run([sys.executable, REPORT], capture_output=True,
+                           text=True)
+        check("no argument: usage, exit 2", p.returncode == 2 and
+              "usage:" in p.stderr, (p.returncode, p.stderr))
+    # the reader of the output goes away early (| head -1)
+    p = subprocess.run("%s %s --table %s | head -1" % (
+        sys.executable, REPORT, os.path.join(HERE, "results.json")),
+        shell=True, capture_output=True, text=True)
+    check("a closed pipe: no traceback", "Traceback" not in p.stderr and
+          p.stdout.startswith("tcptrace benchmark:"), p.stderr)
+
+
+def test_committed_results():
+    for name in sorted(os.listdir(HERE)):
+        if not (name.startswith("results") and name.endswith(".json")):
+            continue
+        with open(os.path.join(HERE, name)) as f:
+            res = json.load(f)
+        t = report.targets(res["summary"], res.get("loss") or {})
+        check("%s: its targets as report.py computes them" % name,
+              t == res["targets"], name)
+
+
+def main():
+    test_summarise()
+    test_loss()
+    test_rate_target()
+    test_cheaper_target()
+    test_drop_targets()
+    test_cli()
+    test_committed_results()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

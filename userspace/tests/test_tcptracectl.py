@@ -684,7 +684,9 @@ def test_help():
         out = p.stdout.decode()
         check("help %r" % args, p.returncode == 0 and "EXAMPLES" in out and
               "tcptracectl watch -p 8080" in out and "--duration" in out and
-              "[ADDR]:PORT" in out and "rel_seq" in out)
+              "[ADDR]:PORT" in out and "rel_seq" in out and
+              "that thread takes nice -10 when the process runs at nice 0" in
+              " ".join(out.split()))
     for cmd in ("stats", "clear", "version"):
         p = run([cmd, "--help"], env={"TCPTRACE_DEVICE": "/nonexistent"})
         check("help %s" % cmd, p.returncode == 0 and

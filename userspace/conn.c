@@ -3,7 +3,7 @@
  * tcptracectl: per-connection ISN tracking.
  *
  * It also remembers when a connection's timewait socket began, to tell
- * how long it lasted when it ends.
+ * how long it lasted when it ends (see struct tw_table).
  *
  * Relative sequence numbers work like Wireshark's: each side's SYN carries
  * its ISN, which becomes 0.  Connections are keyed by the network namespace
@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "conn.h"
@@ -37,7 +38,6 @@ struct conn_entry {
 	uint32_t isn[2];
 	bool known[2];
 	bool from_syn[2];	/* learnt from a SYN without ACK */
-	uint64_t tw_start;	/* ts_ns of its TIMEWAIT record, or 0 */
 };
 
 /*
@@ -49,7 +49,36 @@ struct conn_set {
 	struct conn_entry e[CONN_WAYS];
 };
 
+/*
+ * When the timewait sockets began.  One lives a minute (TCP_TIMEWAIT_LEN)
+ * or more, while a busy host starts thousands of connections a second:
+ * far more than the ISN table above keeps, whose entries are needed for a
+ * few round trips only.  So the starts have a table of their own: a ring
+ * of up to TW_MAX of them in the order they began, indexed by an
+ * open-addressing hash (linear probing) of their keys.  An end takes its
+ * start out; a start that finds the ring full pushes out the oldest entry,
+ * and if that one was still waiting for its end, counts it as forgotten
+ * (conn_tw_forgotten()): its end, if it comes, has no duration.
+ */
+#define TW_MAX		CONN_TW_MAX	/* power of two */
+#define TW_INDEX	(2 * TW_MAX)
+
+struct tw_entry {
+	struct conn_key key;
+	uint32_t hash;
+	uint64_t start;		/* ts_ns of its TIMEWAIT record */
+	bool live;		/* waiting for its end */
+};
+
+struct tw_table {
+	struct tw_entry *ring;	/* TW_MAX entries: pages touched as used */
+	uint32_t *index;	/* TW_INDEX: ring slot + 1, or 0: empty */
+	uint32_t head, tail;	/* ring[tail .. head), free-running */
+	uint64_t forgotten;
+};
+
 struct conn_table {
+	struct tw_table tw;
 	uint64_t clock;
 	/*
 	 * The entry found or made last.  Consecutive records are often of
@@ -61,14 +90,49 @@ struct conn_table {
 	struct conn_set set[CONN_SETS];
 };
 
+static void *zmap(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 struct conn_table *conn_table_new(void)
 {
-	return calloc(1, sizeof(struct conn_table));
+	struct conn_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	/*
+	 * Mapped rather than allocated: the kernel gives zeroed pages as
+	 * they are first touched, where calloc() might clear all 18 MiB of a
+	 * heap it reuses (glibc serves large blocks from the heap once one
+	 * has been freed).
+	 */
+	t->tw.ring = zmap(TW_MAX * sizeof(*t->tw.ring));
+	t->tw.index = zmap(TW_INDEX * sizeof(*t->tw.index));
+	if (!t->tw.ring || !t->tw.index) {
+		conn_table_free(t);
+		return NULL;
+	}
+	return t;
 }
 
 void conn_table_free(struct conn_table *t)
 {
+	if (!t)
+		return;
+	if (t->tw.ring)
+		munmap(t->tw.ring, TW_MAX * sizeof(*t->tw.ring));
+	if (t->tw.index)
+		munmap(t->tw.index, TW_INDEX * sizeof(*t->tw.index));
 	free(t);
+}
+
+uint64_t conn_tw_forgotten(const struct conn_table *t)
+{
+	return t->tw.forgotten;
 }
 
 static uint32_t conn_hash(const struct conn_key *k)
@@ -138,6 +202,85 @@ static struct conn_entry *conn_lookup(struct conn_table *t,
 	return victim;
 }
 
+/* The index position of @k, or of the empty one where it would go. */
+static uint32_t tw_find(const struct tw_table *tw, const struct conn_key *k,
+			uint32_t h)
+{
+	uint32_t i = h & (TW_INDEX - 1);
+	const struct tw_entry *e;
+
+	for (; tw->index[i]; i = (i + 1) & (TW_INDEX - 1)) {
+		e = &tw->ring[tw->index[i] - 1];
+		if (e->hash == h && !memcmp(&e->key, k, sizeof(*k)))
+			break;
+	}
+	return i;
+}
+
+/* Empties index position @i, moving up the entries probed past it. */
+static void tw_unindex(struct tw_table *tw, uint32_t i)
+{
+	const uint32_t mask = TW_INDEX - 1;
+	uint32_t j = i, home;
+
+	tw->ring[tw->index[i] - 1].live = false;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!tw->index[j])
+			break;
+		home = tw->ring[tw->index[j] - 1].hash & mask;
+		/* stays if its home lies cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		tw->index[i] = tw->index[j];
+		i = j;
+	}
+	tw->index[i] = 0;
+}
+
+static void tw_start(struct tw_table *tw, const struct conn_key *k,
+		     uint64_t ts)
+{
+	uint32_t h = conn_hash(k), i, slot;
+	struct tw_entry *e;
+
+	i = tw_find(tw, k, h);
+	if (tw->index[i]) {
+		/* a start whose end never came: this one replaces it */
+		tw_unindex(tw, i);
+		i = tw_find(tw, k, h);
+	}
+	if (tw->head - tw->tail == TW_MAX) {
+		e = &tw->ring[tw->tail++ & (TW_MAX - 1)];
+		if (e->live) {
+			tw->forgotten++;
+			tw_unindex(tw, tw_find(tw, &e->key, e->hash));
+			/* the move may have emptied another position */
+			i = tw_find(tw, k, h);
+		}
+	}
+	slot = tw->head++ & (TW_MAX - 1);
+	e = &tw->ring[slot];
+	e->key = *k;
+	e->hash = h;
+	e->start = ts;
+	e->live = true;
+	tw->index[i] = slot + 1;
+}
+
+/* Takes the start of @k out; false when it is not known. */
+static bool tw_end(struct tw_table *tw, const struct conn_key *k,
+		   uint64_t *start)
+{
+	uint32_t i = tw_find(tw, k, conn_hash(k));
+
+	if (!tw->index[i])
+		return false;
+	*start = tw->ring[tw->index[i] - 1].start;
+	tw_unindex(tw, i);
+	return true;
+}
+
 static void conn_set(struct conn_entry *e, int side, uint32_t isn, bool syn)
 {
 	e->isn[side] = isn;
@@ -150,6 +293,7 @@ void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 {
 	struct conn_entry *e;
 	struct conn_key k;
+	uint64_t tw;
 	uint8_t f;
 	int s, d;
 
@@ -191,21 +335,19 @@ void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 		e = conn_lookup(t, &k, true);
 		conn_set(e, s, r->synack.snt_isn, false);
 		conn_set(e, d, r->synack.rcv_isn, false);
-	} else if (r->type == TCPTRACE_T_TIMEWAIT) {
-		/* one timewait socket per 4-tuple and namespace at a time */
-		e = conn_lookup(t, &k, true);
-		e->tw_start = r->ts_ns;
 	} else {
+		/* one timewait socket per 4-tuple and namespace at a time */
+		if (r->type == TCPTRACE_T_TIMEWAIT) {
+			tw_start(&t->tw, &k, r->ts_ns);
+		} else if (r->type == TCPTRACE_T_TIMEWAIT_END &&
+			   tw_end(&t->tw, &k, &tw) && r->ts_ns >= tw) {
+			out->tw_known = true;
+			out->tw_ns = r->ts_ns - tw;
+		}
 		e = conn_lookup(t, &k, false);
 	}
 	if (!e)
 		return;
-	if (r->type == TCPTRACE_T_TIMEWAIT_END && e->tw_start &&
-	    r->ts_ns >= e->tw_start) {
-		out->tw_known = true;
-		out->tw_ns = r->ts_ns - e->tw_start;
-		e->tw_start = 0;
-	}
 	out->s_known = e->known[s];
 	out->s_isn = e->isn[s];
 	out->d_known = e->known[d];

@@ -17,5 +17,9 @@ void conn_table_free(struct conn_table *t);
  */
 void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 		struct isns *out);
+/* timewait sockets whose start is remembered at once, at most */
+#define CONN_TW_MAX	(256u * 1024)
+/* TIME_WAIT starts pushed out by later ones before their end came */
+uint64_t conn_tw_forgotten(const struct conn_table *t);
 
 #endif /* TCPTRACECTL_CONN_H */

@@ -434,6 +434,10 @@ int cmd_watch(int argc, char **argv)
 	err = source_run(&src, on_record, flush_out, &w);
 	/* lines made before an error or the end, if no flush came since */
 	out_put(&w);
+	if (conn_tw_forgotten(w.conns))
+		warnmsg("watch: over %u timewait sockets at once: the start of %llu of them was forgotten; their timewait_end lines have no duration",
+			CONN_TW_MAX,
+			(unsigned long long)conn_tw_forgotten(w.conns));
 	/* connections still open at the end are summarised too */
 	if (w.summary && !err) {
 		story_flush(w.stories);

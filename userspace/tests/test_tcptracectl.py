@@ -415,6 +415,63 @@ def test_timewait_and_overflow(tmp):
           repr(got))
 
 
+TW_MAX = 256 * 1024     # CONN_TW_MAX in conn.h
+
+
+def test_timewait_many(tmp):
+    """TIME_WAIT durations with more timewait sockets than the table holds:
+    the oldest starts are forgotten and counted, the rest all known, and
+    the table's slots are reused once their sockets have ended."""
+    over = 10
+
+    def ep(i):
+        return ("10.%d.%d.%d" % (i // 62500, i // 250 % 250, i % 250 + 1),
+                1024 + i % 60000)
+
+    def tw(i, ts):
+        return st(T_TIMEWAIT, ts, ep(i), SRV, old=FIN_WAIT2, new=TIME_WAIT,
+                  timeo_ms=60000)
+
+    def end(i, ts):
+        return st(T_TIMEWAIT_END, ts, ep(i), SRV, old=TIME_WAIT,
+                  new=TIME_WAIT, flags=1)
+
+    n = TW_MAX + over
+    parts = [tw(i, T0 + i) for i in range(n)]
+    parts += [end(i, T0 + 60_000_000_000 + i) for i in range(n)]
+    # then connections that come and go, 100 in TIME_WAIT at a time, on
+    # slots of the ring used before
+    t1 = T0 + 70_000_000_000
+    for i in range(1000):
+        parts.append(tw(n + i, t1 + 1000 * i))
+        if i >= 100:
+            parts.append(end(n + i - 100, t1 + 1000 * i + 1))
+    for i in range(900, 1000):
+        parts.append(end(n + i, t1 + 2_000_000 + i))
+    path = write_input(tmp, "twmany.bin", b"".join(parts))
+    del parts
+    p = run(["watch", "--json", "-i", path], timeout=120)
+    ends = [json.loads(line) for line in p.stdout.decode().splitlines()
+            if b'"timewait_end"' in line.encode()]
+    known = [("duration_ns" in e) for e in ends]
+    check("timewait many: every end printed", p.returncode == 0 and
+          len(ends) == n + 1000, "%d %r" % (len(ends), p.stderr[-300:]))
+    check("timewait many: the oldest %d forgotten, the rest known" % over,
+          known == [False] * over + [True] * (n - over + 1000),
+          "%d unknown" % known.count(False))
+    check("timewait many: durations", len(ends) == n + 1000 and
+          ends[over].get("duration_ns") == 60_000_000_000 and
+          ends[-1].get("duration_ns") == 2_000_000 + 999 - 1000 * 999 and
+          ends[n].get("duration_ns") == 100 * 1000 + 1,
+          repr([ends[over], ends[n], ends[-1]]))
+    check("timewait many: the loss is reported",
+          p.stderr.decode() == "tcptracectl: warning: watch: over %d "
+          "timewait sockets at once: the start of %d of them was "
+          "forgotten; their timewait_end lines have no duration\n"
+          % (TW_MAX, over), p.stderr.decode())
+    os.unlink(path)
+
+
 def test_json(tmp, path):
     p = run(["watch", "--json", "-i", path])
     check("json: exit 0", p.returncode == 0, p.stderr.decode())
@@ -1491,6 +1548,7 @@ def main():
         test_json_numbers(tmp)
         test_json_kept_texts(tmp)
         test_timewait_and_overflow(tmp)
+        test_timewait_many(tmp)
         test_text(tmp, path)
         test_filters(tmp, path)
         test_records_errors(tmp)

@@ -44,7 +44,6 @@
 #define F_RST		TCPTRACE_FLAG_RST
 #define F_ACK		TCPTRACE_FLAG_ACK
 
-#define DEFAULT_MAX_OPEN	65536
 #define PENDING_SLOTS		256
 #define PENDING_FILTER		1024	/* power of two */
 #define LISTENER_SLOTS		1024
@@ -103,6 +102,7 @@ struct story_table {
 	story_end_fn end;
 	void *ctx;
 	size_t max_open, nopen, nbuckets;
+	uint64_t evicted;	/* stories ended early for want of room */
 	struct node **bucket;
 	struct node *oldest, *newest;
 	struct pending pending[PENDING_SLOTS];
@@ -142,7 +142,7 @@ struct story_table *story_table_new(size_t max_open, bool events,
 
 	if (!t)
 		return NULL;
-	t->max_open = max_open ? max_open : DEFAULT_MAX_OPEN;
+	t->max_open = max_open ? max_open : STORY_MAX_OPEN;
 	t->nbuckets = 1;
 	while (t->nbuckets < t->max_open && t->nbuckets < (1u << 20))
 		t->nbuckets <<= 1;
@@ -328,6 +328,11 @@ static void mark_over(struct story_table *t, struct node *n, uint64_t ts)
 	t->closing_tail = n;
 }
 
+uint64_t story_evicted(const struct story_table *t)
+{
+	return t->evicted;
+}
+
 int story_flush(struct story_table *t)
 {
 	struct node *n;
@@ -425,6 +430,7 @@ static struct node *new_story(struct story_table *t, const struct key *k,
 
 	while (t->nopen >= t->max_open && t->oldest) {
 		t->oldest->st.evicted = true;
+		t->evicted++;
 		finish(t, t->oldest, r->ts_ns);
 	}
 	n = calloc(1, sizeof(*n));

@@ -124,8 +124,10 @@ struct story_ann {
 struct story_table;
 typedef int (*story_end_fn)(void *ctx, const struct story *st);
 
+/* the open stories at most, by default */
+#define STORY_MAX_OPEN		65536
 /*
- * @max_open bounds the open stories (0: the default, 65536); @events: keep
+ * @max_open bounds the open stories (0: STORY_MAX_OPEN); @events: keep
  * each story's events (for drawing), at most STORY_MAX_EVENTS each and
  * STORY_EVENT_BUDGET in all; without, only counts and checks are kept.
  */
@@ -136,6 +138,8 @@ void story_table_free(struct story_table *t);
 /* Feeds @r; fills @ann (may be NULL).  Returns -1 when @end failed. */
 int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	       struct story_ann *ann);
+/* Stories ended early (marked evicted) to make room for new ones. */
+uint64_t story_evicted(const struct story_table *t);
 /* Ends every open story, oldest first (outcome "open" unless decided). */
 int story_flush(struct story_table *t);
 /*

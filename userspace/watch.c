@@ -434,6 +434,10 @@ int cmd_watch(int argc, char **argv)
 	err = source_run(&src, on_record, flush_out, &w);
 	/* lines made before an error or the end, if no flush came since */
 	out_put(&w);
+	if (story_evicted(w.stories))
+		warnmsg("watch: over %u connections followed at once: the oldest %llu were followed no further (summarised early as incomplete; their later records have no owner_pid, owner_comm or protocol checks)",
+			STORY_MAX_OPEN,
+			(unsigned long long)story_evicted(w.stories));
 	if (conn_tw_forgotten(w.conns))
 		warnmsg("watch: over %u timewait sockets at once: the start of %llu of them was forgotten; their timewait_end lines have no duration",
 			CONN_TW_MAX,

@@ -416,6 +416,7 @@ def test_timewait_and_overflow(tmp):
 
 
 TW_MAX = 256 * 1024     # CONN_TW_MAX in conn.h
+STORY_MAX_OPEN = 65536  # story.h
 
 
 def test_timewait_many(tmp):
@@ -464,11 +465,51 @@ def test_timewait_many(tmp):
           ends[-1].get("duration_ns") == 2_000_000 + 999 - 1000 * 999 and
           ends[n].get("duration_ns") == 100 * 1000 + 1,
           repr([ends[over], ends[n], ends[-1]]))
-    check("timewait many: the loss is reported",
+    # each timewait record also opens a connection, of which the tool
+    # follows STORY_MAX_OPEN at once
+    check("timewait many: the losses are reported",
           p.stderr.decode() == "tcptracectl: warning: watch: over %d "
+          "connections followed at once: the oldest %d were followed no "
+          "further (summarised early as incomplete; their later records "
+          "have no owner_pid, owner_comm or protocol checks)\n"
+          "tcptracectl: warning: watch: over %d "
           "timewait sockets at once: the start of %d of them was "
           "forgotten; their timewait_end lines have no duration\n"
-          % (TW_MAX, over), p.stderr.decode())
+          % (STORY_MAX_OPEN, n - STORY_MAX_OPEN, TW_MAX, over),
+          p.stderr.decode())
+    os.unlink(path)
+
+
+def test_followed_many(tmp):
+    """More connections open at once than the tool follows: the oldest
+    are followed no further, their later records lose their owner, and
+    watch says how many on exit."""
+    over = 3
+    n = STORY_MAX_OPEN + over
+
+    def ep(i):
+        return ("10.%d.%d.%d" % (i // 62500, i // 250 % 250, i % 250 + 1),
+                1024 + i % 60000)
+
+    parts = [pkt(T0 + i, ep(i), SRV, DIR_OUT, SYN, 1000, pid=7 + i,
+                 comm=b"c") for i in range(n)]
+    # a retransmission (in softirq, no pid) of the first and the last SYN
+    parts.append(pkt(T0 + n, ep(0), SRV, DIR_OUT, SYN, 1000))
+    parts.append(pkt(T0 + n + 1, ep(n - 1), SRV, DIR_OUT, SYN, 1000))
+    path = write_input(tmp, "followed.bin", b"".join(parts))
+    p = run(["watch", "--json", "-i", path], timeout=60)
+    got = json_lines(p.stdout) if p.returncode == 0 else []
+    check("followed many: every record printed", len(got) == n + 2,
+          "%d %r" % (len(got), p.stderr[-300:]))
+    check("followed many: the first one's owner forgotten, the last's not",
+          len(got) == n + 2 and "owner_pid" not in got[-2] and
+          got[-1].get("owner_pid") == 7 + n - 1, repr(got[-2:]))
+    check("followed many: the loss is reported",
+          p.stderr.decode() == "tcptracectl: warning: watch: over %d "
+          "connections followed at once: the oldest %d were followed no "
+          "further (summarised early as incomplete; their later records "
+          "have no owner_pid, owner_comm or protocol checks)\n"
+          % (STORY_MAX_OPEN, over + 1), p.stderr.decode())
     os.unlink(path)
 
 
@@ -1549,6 +1590,7 @@ def main():
         test_json_kept_texts(tmp)
         test_timewait_and_overflow(tmp)
         test_timewait_many(tmp)
+        test_followed_many(tmp)
         test_text(tmp, path)
         test_filters(tmp, path)
         test_records_errors(tmp)

@@ -55,13 +55,18 @@ struct conn_set {
  * far more than the ISN table above keeps, whose entries are needed for a
  * few round trips only.  So the starts have a table of their own: a ring
  * of up to TW_MAX of them in the order they began, indexed by an
- * open-addressing hash (linear probing) of their keys.  An end takes its
- * start out; a start that finds the ring full pushes out the oldest entry,
- * and if that one was still waiting for its end, counts it as forgotten
- * (conn_tw_forgotten()): its end, if it comes, has no duration.
+ * open-addressing hash (linear probing) of their keys, which doubles
+ * whenever it is half full.  An end takes its start out; a start that
+ * finds the ring full pushes out the oldest entry, and if that one was
+ * still waiting for its end, counts it as forgotten (conn_tw_forgotten()):
+ * its end, if it comes, has no duration.  Both are mapped, not allocated:
+ * the kernel gives zeroed pages as they are first touched, so the memory
+ * taken follows the starts seen and the sockets waiting, not the bounds
+ * (calloc() might clear all of a heap block it reuses).
  */
 #define TW_MAX		CONN_TW_MAX	/* power of two */
-#define TW_INDEX	(2 * TW_MAX)
+#define TW_INDEX_MIN	1024u		/* one page */
+#define TW_INDEX_MAX	(2 * TW_MAX)
 
 struct tw_entry {
 	struct conn_key key;
@@ -71,8 +76,10 @@ struct tw_entry {
 };
 
 struct tw_table {
-	struct tw_entry *ring;	/* TW_MAX entries: pages touched as used */
-	uint32_t *index;	/* TW_INDEX: ring slot + 1, or 0: empty */
+	struct tw_entry *ring;	/* TW_MAX entries */
+	uint32_t *index;	/* ring slot + 1, or 0: empty */
+	uint32_t index_size;	/* a power of two, over twice nlive */
+	uint32_t nlive;		/* entries indexed: waiting for their end */
 	uint32_t head, tail;	/* ring[tail .. head), free-running */
 	uint64_t forgotten;
 };
@@ -104,14 +111,9 @@ struct conn_table *conn_table_new(void)
 
 	if (!t)
 		return NULL;
-	/*
-	 * Mapped rather than allocated: the kernel gives zeroed pages as
-	 * they are first touched, where calloc() might clear all 18 MiB of a
-	 * heap it reuses (glibc serves large blocks from the heap once one
-	 * has been freed).
-	 */
 	t->tw.ring = zmap(TW_MAX * sizeof(*t->tw.ring));
-	t->tw.index = zmap(TW_INDEX * sizeof(*t->tw.index));
+	t->tw.index = zmap(TW_INDEX_MIN * sizeof(*t->tw.index));
+	t->tw.index_size = TW_INDEX_MIN;
 	if (!t->tw.ring || !t->tw.index) {
 		conn_table_free(t);
 		return NULL;
@@ -126,7 +128,7 @@ void conn_table_free(struct conn_table *t)
 	if (t->tw.ring)
 		munmap(t->tw.ring, TW_MAX * sizeof(*t->tw.ring));
 	if (t->tw.index)
-		munmap(t->tw.index, TW_INDEX * sizeof(*t->tw.index));
+		munmap(t->tw.index, t->tw.index_size * sizeof(*t->tw.index));
 	free(t);
 }
 
@@ -206,10 +208,11 @@ static struct conn_entry *conn_lookup(struct conn_table *t,
 static uint32_t tw_find(const struct tw_table *tw, const struct conn_key *k,
 			uint32_t h)
 {
-	uint32_t i = h & (TW_INDEX - 1);
+	const uint32_t mask = tw->index_size - 1;
 	const struct tw_entry *e;
+	uint32_t i = h & mask;
 
-	for (; tw->index[i]; i = (i + 1) & (TW_INDEX - 1)) {
+	for (; tw->index[i]; i = (i + 1) & mask) {
 		e = &tw->ring[tw->index[i] - 1];
 		if (e->hash == h && !memcmp(&e->key, k, sizeof(*k)))
 			break;
@@ -220,10 +223,11 @@ static uint32_t tw_find(const struct tw_table *tw, const struct conn_key *k,
 /* Empties index position @i, moving up the entries probed past it. */
 static void tw_unindex(struct tw_table *tw, uint32_t i)
 {
-	const uint32_t mask = TW_INDEX - 1;
+	const uint32_t mask = tw->index_size - 1;
 	uint32_t j = i, home;
 
 	tw->ring[tw->index[i] - 1].live = false;
+	tw->nlive--;
 	for (;;) {
 		j = (j + 1) & mask;
 		if (!tw->index[j])
@@ -238,27 +242,54 @@ static void tw_unindex(struct tw_table *tw, uint32_t i)
 	tw->index[i] = 0;
 }
 
+/* Doubles the index; false when it cannot. */
+static bool tw_grow(struct tw_table *tw)
+{
+	uint32_t size = 2 * tw->index_size, mask = size - 1, i, j;
+	uint32_t *index;
+
+	if (size > TW_INDEX_MAX)
+		return false;
+	index = zmap(size * sizeof(*index));
+	if (!index)
+		return false;
+	for (i = 0; i < tw->index_size; i++) {
+		if (!tw->index[i])
+			continue;
+		j = tw->ring[tw->index[i] - 1].hash & mask;
+		while (index[j])
+			j = (j + 1) & mask;
+		index[j] = tw->index[i];
+	}
+	munmap(tw->index, tw->index_size * sizeof(*tw->index));
+	tw->index = index;
+	tw->index_size = size;
+	return true;
+}
+
 static void tw_start(struct tw_table *tw, const struct conn_key *k,
 		     uint64_t ts)
 {
 	uint32_t h = conn_hash(k), i, slot;
 	struct tw_entry *e;
 
-	i = tw_find(tw, k, h);
-	if (tw->index[i]) {
-		/* a start whose end never came: this one replaces it */
-		tw_unindex(tw, i);
-		i = tw_find(tw, k, h);
-	}
 	if (tw->head - tw->tail == TW_MAX) {
 		e = &tw->ring[tw->tail++ & (TW_MAX - 1)];
 		if (e->live) {
 			tw->forgotten++;
 			tw_unindex(tw, tw_find(tw, &e->key, e->hash));
-			/* the move may have emptied another position */
-			i = tw_find(tw, k, h);
 		}
 	}
+	i = tw_find(tw, k, h);
+	if (tw->index[i])
+		/* a start whose end never came: this one replaces it */
+		tw_unindex(tw, i);
+	/* at most half full, so that probes stay short and end */
+	if (2 * (tw->nlive + 1) > tw->index_size && !tw_grow(tw)) {
+		tw->forgotten++;	/* no memory: not remembered */
+		return;
+	}
+	i = tw_find(tw, k, h);
 	slot = tw->head++ & (TW_MAX - 1);
 	e = &tw->ring[slot];
 	e->key = *k;
@@ -266,6 +297,7 @@ static void tw_start(struct tw_table *tw, const struct conn_key *k,
 	e->start = ts;
 	e->live = true;
 	tw->index[i] = slot + 1;
+	tw->nlive++;
 }
 
 /* Takes the start of @k out; false when it is not known. */

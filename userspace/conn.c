@@ -340,6 +340,9 @@ void conn_track(struct conn_table *t, const struct tcptrace_record *r,
 	memset(out, 0, sizeof(*out));
 	if (r->family != AF_INET && r->family != AF_INET6)
 		return;
+	/* state changes carry no sequence number: nothing to learn or give */
+	if (r->type == TCPTRACE_T_STATE || r->type == TCPTRACE_T_LISTEN_OVERFLOW)
+		return;
 	s = conn_key_of(r, &k);
 	d = !s;
 

@@ -483,10 +483,38 @@ ssize_t tt_ring_read(char __user *buf, size_t count, bool nonblock, u32 netns)
 	}
 }
 
+/* Whether a ring is at the wake-up mark, or has dropped records. */
+static bool tt_filling(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct tt_cpu *c = per_cpu_ptr(tt_cpus, cpu);
+
+		if (tt_load_head(c) - READ_ONCE(c->tail) >= tt_wake_mark ||
+		    atomic_long_read(&c->lost_pending))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * EPOLLIN: records to read.  EPOLLPRI: a ring is at least a quarter full
+ * (or dropping), the mark at which a sleeping reader is woken at once.  A
+ * reader that waits a while between reads, to take records in batches,
+ * waits for EPOLLPRI alone: a burst then wakes it before a ring fills,
+ * while a trickle lets it sleep out its time.
+ */
 __poll_t tt_ring_poll(struct file *file, poll_table *wait)
 {
+	__poll_t mask = 0;
+
 	poll_wait(file, &tt_wq, wait);
-	return tt_prepare_wait() ? EPOLLIN | EPOLLRDNORM : 0;
+	if (tt_prepare_wait())
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (tt_filling())
+		mask |= EPOLLPRI;
+	return mask;
 }
 
 static void tt_sum(struct tcptrace_stats *st)

@@ -439,6 +439,85 @@ TEST_F(abi, poll_wakeup)
 	ASSERT_EQ(0, status);
 }
 
+/*
+ * POLLPRI: a ring at least a quarter full.  None on an empty device, nor
+ * with a few records queued (POLLIN then); with every connection made
+ * from CPU 0, it comes once the rings hold a quarter of one in all (not
+ * before: one ring at the mark holds that many) and at the latest when
+ * they hold a quarter of each (then one of them is at the mark).
+ */
+TEST_F(abi, poll_pri_mark)
+{
+	struct pollfd pfd = { .fd = self->c.dev, .events = POLLIN | POLLPRI };
+	struct tcptrace_stats st;
+	__u64 mark, before = 0;
+	int i;
+
+	ASSERT_EQ(0, tt_pin_cpu(0));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+	mark = st.ring_records / 4;
+	ASSERT_EQ(0, poll(&pfd, 1, 0));
+	ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
+	ASSERT_EQ(1, poll(&pfd, 1, 0));
+	ASSERT_EQ(POLLIN, pfd.revents);
+	/* a connection makes well over 5 records */
+	for (i = 0; i < (int)(st.nr_cpus * mark / 5); i++) {
+		ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+		before = st.queued;
+		ASSERT_EQ(1, poll(&pfd, 1, 0));
+		if (pfd.revents & POLLPRI)
+			break;
+		ASSERT_GT(st.nr_cpus * mark, before)
+			TH_LOG("%llu queued, no POLLPRI", (unsigned long long)before);
+		ASSERT_EQ(0, tt_quick_conn(&self->c.env, PORT));
+	}
+	ASSERT_EQ(POLLIN | POLLPRI, pfd.revents);
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+	ASSERT_LE(mark, st.queued);
+	ASSERT_EQ(0, st.drops);
+	TH_LOG("POLLPRI with %llu-%llu records queued, mark %llu",
+	       (unsigned long long)before, (unsigned long long)st.queued,
+	       (unsigned long long)mark);
+}
+
+/*
+ * A poll() for POLLPRI alone sleeps through the first records (the ones
+ * that wake a POLLIN poll()) and wakes when a ring reaches the mark.
+ */
+TEST_F(abi, poll_pri_wakeup)
+{
+	struct pollfd pfd = { .fd = self->c.dev, .events = POLLPRI };
+	struct tcptrace_stats st;
+	uint64_t t0;
+	int status, i;
+	pid_t pid;
+
+	ASSERT_EQ(0, tt_pin_cpu(0));
+	ASSERT_EQ(0, clear_quiet(self->c.dev));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		tt_msleep(300);
+		/* until killed, or far past the mark */
+		for (i = 0; i < 100000; i++)
+			if (tt_quick_conn(&self->c.env, PORT))
+				_exit(1);
+		_exit(2);
+	}
+	t0 = tt_now_ns();
+	ASSERT_EQ(1, poll(&pfd, 1, 60000));
+	ASSERT_EQ(0, tt_dev_stats(self->c.dev, &st));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status)) TH_LOG("child exit %d", status);
+	ASSERT_EQ(POLLPRI, pfd.revents);
+	ASSERT_LE(300000000ull, tt_now_ns() - t0);
+	ASSERT_LE(st.ring_records / 4, st.queued);
+	TH_LOG("woken with %llu records queued, mark %u",
+	       (unsigned long long)st.queued, st.ring_records / 4);
+}
+
 /* a blocking read() sleeps until a record comes */
 TEST_F(abi, blocking_read)
 {

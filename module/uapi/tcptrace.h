@@ -20,7 +20,11 @@
  * with O_NONBLOCK) and fails with EINVAL when the buffer cannot hold one
  * record.  A reader asleep in read() or poll() is woken in batches: 20 ms
  * after the first record that comes, or as soon as a CPU's ring is a
- * quarter full, whichever is first.
+ * quarter full, whichever is first.  poll() reports POLLIN while a record
+ * is queued and POLLPRI while a CPU's ring is at least a quarter full (or
+ * has dropped records): a reader that pauses between reads, to take them
+ * in batches, can pause in poll() for POLLPRI and be woken by a burst
+ * before a ring fills.
  */
 #ifndef _UAPI_LINUX_TCPTRACE_H
 #define _UAPI_LINUX_TCPTRACE_H

@@ -12,7 +12,10 @@
  *
  * After a read that returned less than a quarter of a chunk, the thread
  * pauses for DRAIN_PAUSE_NS before it reads again, so that records are
- * read in batches rather than a few at a time as they trickle in.
+ * read in batches rather than a few at a time as they trickle in.  It
+ * pauses in poll() for POLLPRI, which the module reports once a ring is a
+ * quarter full: a burst (a namespace's exit killing thousands of timewait
+ * sockets at once) ends the pause before a ring fills.
  *
  * The queue is bounded (DRAIN_RING chunks of DRAIN_CHUNK bytes): while it
  * is full the thread does not read, the module's rings fill and the module
@@ -151,17 +154,17 @@ static void drain_end(struct drain *d, int error, bool hup, bool intr)
 }
 
 /*
- * Waits for the device (when @fd_too) or for @timeout; returns 1 when the
- * device is readable, 0 on the timeout, 2 when asked to stop, 3 on a
- * signal, -1 on an error (errno set; EBADF for POLLNVAL).  *@hup is set
- * on a hang-up with nothing left to read.
+ * Waits for @events of the device (none: not for the device) or for
+ * @timeout; returns 1 when the device has one, 0 on the timeout, 2 when
+ * asked to stop, 3 on a signal, -1 on an error (errno set; EBADF for
+ * POLLNVAL).  *@hup is set on a hang-up with nothing left to read.
  */
-static int drain_wait(struct drain *d, bool fd_too,
+static int drain_wait(struct drain *d, short events,
 		      const struct timespec *timeout, bool *hup)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = d->stop_fd, .events = POLLIN },
-		{ .fd = fd_too ? d->fd : -1, .events = POLLIN },
+		{ .fd = events ? d->fd : -1, .events = events },
 	};
 	int n;
 
@@ -299,7 +302,7 @@ static void *drain_thread(void *arg)
 		tail = atomic_load_explicit(&d->tail, memory_order_acquire);
 		if (head - tail >= DRAIN_RING) {
 			/* full: the caller is behind */
-			ret = drain_wait(d, false, &pause, &hup);
+			ret = drain_wait(d, 0, &pause, &hup);
 			if (ret < 0) {
 				drain_end(d, errno, false, false);
 				goto wait_stop;
@@ -315,7 +318,7 @@ static void *drain_thread(void *arg)
 				goto wait_stop;
 			}
 		}
-		ret = drain_wait(d, true, NULL, &hup);
+		ret = drain_wait(d, POLLIN, NULL, &hup);
 		if (ret < 0) {
 			drain_end(d, errno, false, false);
 			goto wait_stop;
@@ -370,7 +373,8 @@ static void *drain_thread(void *arg)
 		}
 		drain_wake(d);
 		if ((size_t)n < DRAIN_CHUNK / 4) {
-			ret = drain_wait(d, false, &pause, &hup);
+			/* a ring filling fast ends the pause (POLLPRI) */
+			ret = drain_wait(d, POLLPRI, &pause, &hup);
 			if (ret > 1)
 				break;
 		}
@@ -381,7 +385,7 @@ static void *drain_thread(void *arg)
 wait_stop:
 	free(c);
 	/* stay until asked to stop, so that further signals are caught */
-	while (drain_wait(d, false, NULL, &hup) != 2)
+	while (drain_wait(d, 0, NULL, &hup) != 2)
 		;
 	return NULL;
 }

@@ -6,12 +6,16 @@
  * without the module.
  *
  *   TCPTRACE_FAKE_ABI   ABI version to report (default TCPTRACE_ABI_VERSION)
- *   TCPTRACE_FAKE_LOG   file to which "clear" is appended on CLEAR
+ *   TCPTRACE_FAKE_LOG   file to which "clear" is appended on CLEAR, and
+ *                       "ppoll EVENTS" (in hex) for each ppoll() that
+ *                       waits on the device
  *
  * STATS reports fixed values: see the test for what it expects.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,4 +89,36 @@ int ioctl(int fd, unsigned long req, ...)
 		real_ioctl = (int (*)(int, unsigned long, ...))
 			dlsym(RTLD_NEXT, "ioctl");
 	return real_ioctl(fd, req, arg);
+}
+
+int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+	  const sigset_t *sigmask)
+{
+	static int (*real_ppoll)(struct pollfd *, nfds_t,
+				 const struct timespec *, const sigset_t *);
+	const char *log_path = getenv("TCPTRACE_FAKE_LOG");
+	const char *dev = getenv("TCPTRACE_DEVICE");
+	struct stat st, dst;
+	FILE *log;
+	nfds_t i;
+
+	if (log_path && dev && stat(dev, &dst) == 0) {
+		for (i = 0; i < nfds; i++) {
+			if (fds[i].fd < 0 || fstat(fds[i].fd, &st) ||
+			    st.st_dev != dst.st_dev || st.st_ino != dst.st_ino)
+				continue;
+			log = fopen(log_path, "a");
+			if (log) {
+				fprintf(log, "ppoll %#x\n",
+					(unsigned int)fds[i].events);
+				fclose(log);
+			}
+		}
+	}
+	if (!real_ppoll)
+		real_ppoll = (int (*)(struct pollfd *, nfds_t,
+				      const struct timespec *,
+				      const sigset_t *))
+			dlsym(RTLD_NEXT, "ppoll");
+	return real_ppoll(fds, nfds, timeout, sigmask);
 }

@@ -903,6 +903,32 @@ def idle_policies(env, preexec=None):
     return pol
 
 
+def test_pause_pri(dev, tmp):
+    """After a small read the reading thread pauses in ppoll() for the
+    device's POLLPRI, which the module reports once a ring is a quarter
+    full, so that a burst ends the pause: not in a wait the device cannot
+    end."""
+    log = os.path.join(tmp, "pri.log")
+    proc = spawn(["watch", "--json"], dict(dev.env, TCPTRACE_FAKE_LOG=log))
+    try:
+        time.sleep(0.3)
+        left = feed(dev, CASES[0][0])
+        got = read_lines(proc, 1)
+        time.sleep(0.3)
+    finally:
+        interrupt(proc)
+    try:
+        with open(log) as f:
+            waits = f.read().split()[1::2]
+    except OSError:
+        waits = []
+    pri = "%#x" % select.POLLPRI
+    check("watch: after a small read the reading thread waits for the "
+          "device's POLLPRI",
+          not left and got == 1 and waits[:1] == ["%#x" % select.POLLIN]
+          and pri in waits[1:], repr(waits))
+
+
 def test_background(dev):
     """Formatting at SCHED_IDLE when the output is not a terminal, back at
     SCHED_OTHER while more than 1 MiB of records wait (put there by the
@@ -1206,6 +1232,7 @@ def test_device(tmp):
                       "rc %r, %d lines, %r" % (rc, lines, err))
 
         test_background(dev)
+        test_pause_pri(dev, tmp)
         test_reader_faults(dev)
         test_reader_nice(dev)
 

@@ -6,7 +6,8 @@
     report.py --table FILE          print the tables of a results file again
 
 Medians over the rounds of each condition and link; ratios are to the
-baseline's median of the same run.  CPU time per connection is the busy
+baseline's median of the same run, and "rounds" gives the lowest and the
+highest ratio of one round's rate to that round's baseline.  CPU time per connection is the busy
 time of all guest CPUs (/proc/stat, USER_HZ 100) over a run divided by the
 connections of the run.
 """
@@ -88,7 +89,29 @@ def summarise(runs):
             if s["cpu_us_per_conn"] and base["cpu_us_per_conn"]:
                 s["cpu_ratio"] = round(s["cpu_us_per_conn"] /
                                        base["cpu_us_per_conn"], 3)
+    add_round_ranges(out, runs)
     return out
+
+
+def add_round_ranges(summary, runs):
+    """Each round's rate over the baseline's of the same round and link:
+    the lowest and highest of them, as rate_ratio_rounds.  The conditions
+    of a round run one after the other, so this pairing leaves out the
+    drift between rounds; its spread is the noise a ratio carries."""
+    for link in LINKS:
+        base = {r["round"]: r["rate"] for r in runs
+                if r["cond"] == "baseline" and r["link"] == link and
+                "round" in r and r["rate"]}
+        for cond, links in summary.items():
+            s = links.get(link)
+            if not s or cond == "baseline":
+                continue
+            rs = [r["rate"] / base[r["round"]] for r in runs
+                  if r["cond"] == cond and r["link"] == link and
+                  r.get("round") in base]
+            if rs:
+                s["rate_ratio_rounds"] = [round(min(rs), 3),
+                                          round(max(rs), 3)]
 
 
 def loss_summary(extra):
@@ -132,9 +155,9 @@ def print_tables(res, f=sys.stdout):
     if m.get("alt_ko"):
         print("alt, alt+cat, alt+reader: the module %s" % m["alt_ko"], file=f)
     print("", file=f)
-    hdr = ("%-18s %-4s %8s %6s %9s %6s %5s %8s %7s" %
-           ("condition", "link", "conn/s", "ratio", "cpu_us/c", "ratio",
-            "busy", "rec/conn", "drops"))
+    hdr = ("%-18s %-4s %8s %6s %11s %9s %6s %5s %8s %7s" %
+           ("condition", "link", "conn/s", "ratio", "rounds", "cpu_us/c",
+            "ratio", "busy", "rec/conn", "drops"))
     print(hdr, file=f)
     print("-" * len(hdr), file=f)
     for link in LINKS:
@@ -145,8 +168,10 @@ def print_tables(res, f=sys.stdout):
                     print("%-18s skipped: %s" % (cond, res["skipped"][cond]),
                           file=f)
                 continue
-            print("%-18s %-4s %8.1f %6s %9s %6s %5s %8s %7d" % (
+            rr = s.get("rate_ratio_rounds")
+            print("%-18s %-4s %8.1f %6s %11s %9s %6s %5s %8s %7d" % (
                 cond, link, s["rate"], fmt(s.get("rate_ratio"), "{:.3f}"),
+                "%.3f-%.3f" % tuple(rr) if rr else "-",
                 fmt(s["cpu_us_per_conn"]), fmt(s.get("cpu_ratio"), "{:.3f}"),
                 fmt(s["cpu_busy"], "{:.2f}"),
                 fmt(s["records_per_conn"], "{:.1f}"), s["drops"]), file=f)
@@ -310,6 +335,7 @@ def main():
             with open(a.table) as f:
                 res = json.load(f)
             res["targets"] = targets(res["summary"], res.get("loss") or {})
+            add_round_ranges(res["summary"], res.get("runs") or [])
         except OSError as e:
             print("report.py: cannot read %s: %s" % (a.table, e.strerror),
                   file=sys.stderr)

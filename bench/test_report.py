@@ -77,6 +77,45 @@ def test_summarise():
     check("no link without runs", "lo" not in s["baseline"], s)
 
 
+def test_round_ranges():
+    runs = [run("baseline", "veth", r, round=n) for n, r in
+            ((1, 1000), (2, 2000), (3, 1500))]
+    runs += [run("tcptrace+cat", "veth", r, round=n) for n, r in
+             ((1, 900), (2, 1500), (3, 1350))]
+    # a round whose baseline did not run is left out
+    runs += [run("tcptrace+cat", "veth", 10, round=4)]
+    runs += [run("tcptrace+cat", "lo", 500, round=1)]
+    s = report.summarise(runs)
+    c = s["tcptrace+cat"]["veth"]
+    # 0.9, 0.75, 0.9: paired by round, not by the medians (1350 / 1500)
+    check("each round's ratio to its own baseline: lowest and highest",
+          c["rate_ratio_rounds"] == [0.75, 0.9], c)
+    check("none for the baseline itself",
+          "rate_ratio_rounds" not in s["baseline"]["veth"], s["baseline"])
+    check("none without a baseline on the link",
+          "rate_ratio_rounds" not in s["tcptrace+cat"]["lo"], s)
+    s = report.summarise([run("baseline", "veth", 1000),
+                          run("tcptrace+cat", "veth", 900)])
+    check("none for runs without round numbers",
+          "rate_ratio_rounds" not in s["tcptrace+cat"]["veth"], s)
+    with tempfile.TemporaryDirectory() as tmp:
+        # a results file written before the ranges: --table adds them
+        res = dict(meta=dict(kernel="k", cpus=2, rounds=3, secs=5, procs=2),
+                   summary=report.summarise(runs), runs=runs)
+        del res["summary"]["tcptrace+cat"]["veth"]["rate_ratio_rounds"]
+        old = os.path.join(tmp, "old.json")
+        with open(old, "w") as f:
+            json.dump(res, f)
+        p = subprocess.run([sys.executable, REPORT, "--table", old],
+                           capture_output=True, text=True)
+        check("--table prints the ranges of an older file",
+              p.returncode == 0 and re.search(
+                  r"^tcptrace\+cat +veth +[\d.]+ +[\d.]+ +0\.750-0\.900 ",
+                  p.stdout, re.M) and re.search(
+                  r"^baseline +veth +1500\.0 +1\.000 +- ", p.stdout, re.M),
+              p.stdout + p.stderr)
+
+
 def test_loss():
     steps = [dict(part="loss", buf_records=4096, procs=p, rate=r,
                   records=rec, drops=d, secs=5.0, conns=int(r * 5),
@@ -240,6 +279,7 @@ def test_committed_results():
 
 def main():
     test_summarise()
+    test_round_ranges()
     test_loss()
     test_rate_target()
     test_cheaper_target()

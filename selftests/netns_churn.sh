@@ -19,7 +19,9 @@
 # check-debug runs this under KASAN, lockdep and kmemleak).
 #
 # Then: no WARNING, BUG or Oops in the kernel log since the start, no taint
-# but O/E.
+# but O/E.  A namespace that fails says why, with its TCP counters (resets
+# sent, segments sent again, timewait sockets), and what tcptrace recorded
+# in it follows the counts.
 #
 # Needs root, python3 and tcptracectl (to decode the records), and the
 # module: TCPTRACE_KO (default ../module/tcptrace.ko) is loaded when it is
@@ -87,6 +89,22 @@ def tcp_sockets():
     return socks
 
 
+def tcp_counters():
+    """The namespace's TCP counters that tell how a socket ended: resets
+    sent, segments sent again, timewait sockets recycled or ended."""
+    keep = {"OutRsts", "RetransSegs", "EstabResets", "TW", "TWRecycled",
+            "TWKilled", "TCPTimeWaitOverflow"}
+    out = {}
+    for f in ("/proc/net/snmp", "/proc/net/netstat"):
+        with open(f) as fh:
+            lines = [line.split() for line in fh]
+        for names, values in zip(lines[::2], lines[1::2]):
+            if names[0] in ("Tcp:", "TcpExt:"):
+                out.update((n, int(v)) for n, v in zip(names[1:], values[1:])
+                           if n in keep)
+    return out
+
+
 def wait_timewait(ports, what):
     """wait until the sockets of these (family, local port) are all
     timewait sockets"""
@@ -100,7 +118,8 @@ def wait_timewait(ports, what):
         if time.monotonic() > end:
             raise RuntimeError("%s: %s not all timewait sockets after 30 s;"
                                " sockets (family local remote state timer):"
-                               " %s" % (what, sorted(ports), socks))
+                               " %s; counters %s" % (what, sorted(ports),
+                                                     socks, tcp_counters()))
         time.sleep(0.05)
 
 
@@ -140,7 +159,12 @@ while started < count or procs:
                 child()
                 os._exit(0)
             except BaseException as e:
-                print("namespace %d: %r" % (started, e), flush=True)
+                try:
+                    ino = os.stat("/proc/self/ns/net").st_ino
+                except OSError:
+                    ino = 0
+                print("namespace %d (net:[%d]): %r" % (started, ino, e),
+                      flush=True)
                 os._exit(1)
         procs.add(pid)
         started += 1
@@ -199,6 +223,11 @@ reader_pid=
 eval "$(counts)"
 
 echo "# $(stat -c %s "$tmp/raw") bytes read; ESTABLISHED $est, TIME_WAIT $tw, ended $ended (killed $killed), lost $lost"
+# what tcptrace recorded in the namespaces that failed
+for ino in $(sed -n 's/^namespace [0-9]* (net:\[\([0-9]*\)\]).*/\1/p' "$tmp/churn" | head -3); do
+	echo "# the records of net:[$ino]:"
+	"$tool" watch -i "$tmp/raw" -n "$ino" -p "$port" 2>&1 | head -60 | sed 's/^/#   /'
+done
 stats_snap "$tmp/stats.json"
 drops=$(stats_get drops)
 check "no record dropped (drops $drops, LOST counts $lost)" \

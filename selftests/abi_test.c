@@ -416,6 +416,21 @@ TEST_F(abi, poll_readable)
 	ASSERT_EQ(POLLIN, pfd.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL));
 }
 
+/*
+ * A child that makes one connection 300 ms from now, exiting 0 when it
+ * could: the first records come to a device the test already waits on.
+ */
+static pid_t late_conn(const struct tt_env *env)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		tt_msleep(300);
+		_exit(tt_quick_conn(env, PORT) ? 1 : 0);
+	}
+	return pid;
+}
+
 /* poll() sleeping when the first record comes */
 TEST_F(abi, poll_wakeup)
 {
@@ -425,12 +440,8 @@ TEST_F(abi, poll_wakeup)
 	int status;
 
 	ASSERT_EQ(0, clear_quiet(self->c.dev));
-	pid = fork();
+	pid = late_conn(&self->c.env);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		tt_msleep(300);
-		_exit(tt_quick_conn(&self->c.env, PORT) ? 1 : 0);
-	}
 	t0 = tt_now_ns();
 	ASSERT_EQ(1, poll(&pfd, 1, 5000));
 	ASSERT_LE(200000000ull, tt_now_ns() - t0);
@@ -449,12 +460,8 @@ TEST_F(abi, blocking_read)
 	int status;
 
 	ASSERT_EQ(0, clear_quiet(self->c.dev));
-	pid = fork();
+	pid = late_conn(&self->c.env);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		tt_msleep(300);
-		_exit(tt_quick_conn(&self->c.env, PORT) ? 1 : 0);
-	}
 	t0 = tt_now_ns();
 	n = read(self->c.dev, r, sizeof(r));
 	ASSERT_LT(0, n);

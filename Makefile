@@ -96,7 +96,9 @@ selftests:
 lint: module
 	@KDIR=$(KDIR) scripts/lint.sh
 
-check: deps
+# all the install checks need too, before the tool's tests (promtool)
+check:
+	@scripts/deps.sh install
 	@$(MAKE) --no-print-directory build
 	@KDIR=$(KDIR) $(VMENV) scripts/check.sh
 

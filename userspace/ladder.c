@@ -340,6 +340,8 @@ static void draw(FILE *out, const struct ladder *l, const struct story *st)
 			if (at) {
 				snprintf(at->state[s], sizeof(at->state[s]),
 					 "%s", buf);
+				if (e->note[0] && !at->under)
+					at->under = e->note;
 				snprintf(shown[s], sizeof(shown[s]), "%s", buf);
 				continue;
 			}

@@ -39,6 +39,9 @@
 #define TCP_LAST_ACK	9
 #define TCP_LISTEN	10
 
+/* a timewait socket's end this soon after the peer's RST: killed by it */
+#define TW_RST_NS	100000000ull
+
 #define F_FIN		TCPTRACE_FLAG_FIN
 #define F_SYN		TCPTRACE_FLAG_SYN
 #define F_RST		TCPTRACE_FLAG_RST
@@ -616,24 +619,104 @@ static void apply_timewait_end(struct story *st, int s,
 			       const struct tcptrace_record *r)
 {
 	struct story_side *sd = &st->side[s];
+	const struct story_side *peer = &st->side[!s];
 	struct story_ev *e;
 
 	if (!sd->tw_pending)
 		return;
 	sd->tw_pending = false;
-	if (sd->tw_sub == TCP_TIME_WAIT && sd->t_tw) {
+	if (sd->tw_sub == TCP_TIME_WAIT && sd->t_tw && !sd->tw_carried) {
 		sd->tw_ns = r->ts_ns - sd->t_tw;
 		sd->tw_known = true;
 	}
 	e = add_ev(st, EV_STATE, (uint8_t)s, r->ts_ns);
 	e->old_state = sd->tw_sub;
 	e->new_state = TCP_CLOSE;
-	if (r->state.flags == TCPTRACE_TW_KILLED)
+	if (r->state.flags == TCPTRACE_TW_KILLED && peer->rst_seen &&
+	    r->ts_ns - peer->rst_ts < TW_RST_NS)
+		ev_note(e, "timewait socket killed by %s's RST (RFC 1337)",
+			side_name(!s));
+	else if (r->state.flags == TCPTRACE_TW_KILLED)
 		ev_note(e, "timewait socket killed early");
 	else if (sd->tw_known)
 		ev_note(e, "TIME_WAIT ended after %.2f s", secs(sd->tw_ns));
+	/* the end of an earlier connection's socket: this end may have none */
+	if (sd->tw_carried) {
+		sd->tw_carried = false;
+		if (!sd->sock_known)
+			sd->state = TCP_CLOSE;
+		return;
+	}
 	sd->state = TCP_CLOSE;
 	sd->done = true;
+}
+
+/*
+ * A new connection on the 4-tuple of a story whose end (not the one that
+ * opens the new connection, @opener) is still held by a timewait socket:
+ * the old story ends, saying so, and the new one takes the timewait
+ * socket over, to show how it ends (an RST in sequence kills it, RFC 1337).
+ */
+struct tw_carry {
+	bool valid;
+	uint8_t addr[16];
+	uint16_t port;
+	uint8_t sub;
+	uint64_t t_tw;
+	uint32_t netns;
+	bool netns_known;
+};
+
+static void carry_timewait(struct story *old, const uint8_t *opener_addr,
+			   uint16_t opener_port, uint64_t ts,
+			   struct tw_carry *c)
+{
+	size_t len = alen(old->family);
+	struct story_ev *e;
+	int s;
+
+	c->valid = false;
+	for (s = 0; s < 2; s++) {
+		const struct story_side *sd = &old->side[s];
+
+		if (!sd->tw_pending || (sd->port == opener_port &&
+					!memcmp(sd->addr, opener_addr, len)))
+			continue;
+		c->valid = true;
+		memcpy(c->addr, sd->addr, len);
+		c->port = sd->port;
+		c->sub = sd->tw_sub;
+		c->t_tw = sd->t_tw;
+		c->netns = sd->netns;
+		c->netns_known = sd->netns_known;
+		e = add_ev(old, EV_NOTE, (uint8_t)s, ts);
+		ev_note(e, "new connection on these ports; %s's timewait stays",
+			side_name(s));
+		return;
+	}
+}
+
+static void take_timewait(struct story *st, const struct tw_carry *c)
+{
+	struct story_side *sd;
+	int s;
+
+	if (!c->valid)
+		return;
+	for (s = 0; s < 2; s++) {
+		sd = &st->side[s];
+		if (sd->port != c->port ||
+		    memcmp(sd->addr, c->addr, alen(st->family)))
+			continue;
+		sd->tw_pending = true;
+		sd->tw_carried = true;
+		sd->tw_sub = c->sub;
+		sd->t_tw = c->t_tw;
+		sd->state = c->sub;
+		if (c->netns_known)
+			set_netns(sd, c->netns);
+		return;
+	}
 }
 
 /* ---- segments ---------------------------------------------------------- */
@@ -694,6 +777,10 @@ static const char *check_segment(const struct story *st, int s,
 	    ack != peer->isn + 1)
 		return "synack_ack_not_isn_plus_1";
 	if (f & F_SYN)
+		return NULL;
+	/* a RST answering an ACK takes that ACK's ack as its seq */
+	if ((f & (F_RST | F_ACK)) == F_RST && peer->ack_known &&
+	    seq == peer->last_ack)
 		return NULL;
 	if ((f & F_ACK) && peer->fin_seen && sdiff(ack, peer->fin_seq + 1) > 0)
 		return "fin_ack_not_seq_plus_1";
@@ -892,6 +979,13 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 		    (in || !peer->netns_known || peer->netns == me->netns))
 			peer_tw = true;
 	}
+	if (f & F_ACK) {
+		me->last_ack = ack;
+		me->ack_known = true;
+	}
+	/* the timewait socket of the connection before answers */
+	if (me->tw_carried && !(f & (F_SYN | F_RST)))
+		ev_note(e, "from the earlier connection's timewait socket");
 	if (f & F_RST) {
 		ev_note(e, "RST sent by %s: %s", side_name(s),
 			reset_reason(st, s, why, sizeof(why)));
@@ -899,6 +993,7 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 			me->rst_seen = true;
 			me->rst_seq = seq;
 		}
+		me->rst_ts = r->ts_ns;
 		if (st->reset_by < 0) {
 			if (s == STORY_SERVER && !st->side[0].t_est &&
 			    !st->side[1].t_est)
@@ -937,8 +1032,11 @@ static bool reset_after_rst(struct story *st, int s,
 		g = &st->recent[(st->recent_next - i) % STORY_RECENT];
 		if (g->ev == -2)
 			return false;
-		if (g->side != s || !(g->flags & F_RST))
+		if (g->side != s)
 			continue;
+		/* the side's last segment must be the RST */
+		if (!(g->flags & F_RST))
+			return false;
 		if (g->ev < 0)
 			return true;
 		e = &st->ev[g->ev];
@@ -1172,6 +1270,7 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	uint16_t l_port = r->sport, r_port = r->dport;
 	bool pkt = r->type == TCPTRACE_T_PACKET;
 	bool in = pkt && r->dir == TCPTRACE_DIR_IN;
+	struct tw_carry carry;
 	struct listener *lst;
 	struct node *n;
 	struct key k;
@@ -1232,6 +1331,22 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 	n = t->last;
 	if (!n || !key_eq(&n->key, &k))
 		n = *find_slot(t, &k);
+	carry.valid = false;
+
+	/*
+	 * A socket bound to these ports connects (CLOSE -> SYN_SENT with its
+	 * 4-tuple) while the story has seen a socket at this end already: a
+	 * new connection, the old one ends here.
+	 */
+	if (n && r->type == TCPTRACE_T_STATE &&
+	    r->state.old_state == TCP_CLOSE &&
+	    r->state.new_state == TCP_SYN_SENT &&
+	    n->st.side[n->slot_side[l_slot]].sock_known) {
+		carry_timewait(&n->st, l_addr, l_port, r->ts_ns, &carry);
+		n->st.ended = story_over(&n->st);
+		finish(t, n, n->closing ? n->over_ns : r->ts_ns);
+		n = NULL;
+	}
 
 	if (pkt && (r->packet.flags & (F_SYN | F_ACK)) == F_SYN) {
 		/* a SYN: the sender's ISN again, the peer's crossing SYN,
@@ -1253,14 +1368,19 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 			      (!n->st.side[s].syn_tx &&
 			       !n->st.side[s].isn_known &&
 			       !story_over(&n->st)))) {
+				carry_timewait(&n->st, r->saddr, r->sport,
+					       r->ts_ns, &carry);
 				n->st.ended = story_over(&n->st);
 				finish(t, n, n->closing ? n->over_ns : r->ts_ns);
 				n = NULL;
 			}
 		}
-		if (!n)
+		if (!n) {
 			n = new_story(t, &k, r, r->saddr, r->sport, r->daddr,
 				      r->dport, true);
+			if (n)
+				take_timewait(&n->st, &carry);
+		}
 	} else if (!n) {
 		/* no story: start one, unless the record is an epilogue */
 		if (r->type == TCPTRACE_T_TIMEWAIT_END ||
@@ -1282,6 +1402,8 @@ int story_feed(struct story_table *t, const struct tcptrace_record *r,
 		else
 			n = new_story(t, &k, r, l_addr, l_port, r_addr, r_port,
 				      false);
+		if (n)
+			take_timewait(&n->st, &carry);
 	}
 	if (!n)
 		return t->err;

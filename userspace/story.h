@@ -68,6 +68,10 @@ struct story_side {
 	unsigned int fin_tx;	/* FIN transmissions */
 	bool rst_seen;
 	uint32_t rst_seq;
+	uint64_t rst_ts;	/* its last RST */
+	bool ack_known;
+	uint32_t last_ack;	/* the ack of its last segment with ACK */
+	bool tw_carried;	/* the timewait socket of an earlier story */
 	bool end_known;
 	uint32_t max_end;	/* highest seq + len sent */
 	unsigned int syn_tx;	/* SYN (or SYN-ACK) transmissions */

@@ -610,6 +610,65 @@ def test_memory(tmp):
             % (m1, m2, n, per_conn))
 
 
+def test_timewait_assassination(tmp):
+    """The server end connects from its port to the client's while the
+    client's timewait socket holds it (RFC 1337): the timewait socket
+    answers the SYN with an ACK of the old connection, the new socket in
+    SYN_SENT resets it with that ACK's ack as seq, which kills the timewait
+    socket; the SYN sent again 8 ms later is refused."""
+    b = B
+    isn_c, isn_s, sent_c, sent_s = ISN_C, ISN_S, 14, 22
+    fc, fs = isn_c + 1 + sent_c, isn_s + 1 + sent_s
+    z = 3_000_000_000
+    recs = connection()[:-1]  # the timewait socket has not ended
+    S = dict(pid=130, comm=b"python3")
+
+    def both(tt, src, dst, fl, seq, ack, sender_ns, recv_ns, **kw):
+        recs.append(b.pkt(us(tt), src, dst, b.DIR_OUT, fl, seq, ack,
+                          netns=sender_ns, **kw))
+        recs.append(b.pkt(us(tt + 5), src, dst, b.DIR_IN, fl, seq, ack,
+                          netns=recv_ns))
+
+    recs.append(b.st(b.T_STATE, us(300_000), SRV, CLI, old=b.CLOSE,
+                     new=b.SYN_SENT, netns=NSS, sock_id=55, **S))
+    both(300_010, SRV, CLI, b.SYN, z, 0, NSS, NSC, sock_id=55, **S)
+    both(300_100, CLI, SRV, b.ACK, fc + 1, fs + 1, NSC, NSS)
+    recs.append(b.st(b.T_RESET_SENT, us(300_200), SRV, CLI,
+                     old=b.SYN_SENT, netns=NSS, sock_id=55))
+    both(300_210, SRV, CLI, b.RST, fs + 1, 0, NSS, NSC)
+    recs.append(b.st(b.T_TIMEWAIT_END, us(300_220), CLI, SRV,
+                     old=b.TIME_WAIT, new=b.TIME_WAIT, flags=2, netns=NSC,
+                     sock_id=33))
+    both(308_000, SRV, CLI, b.SYN, z, 0, NSS, NSC, sock_id=55)
+    both(308_100, CLI, SRV, b.RST | b.ACK, 0, z + 1, NSC, NSS)
+    recs.append(b.st(b.T_STATE, us(308_200), SRV, CLI, old=b.SYN_SENT,
+                     new=b.CLOSE, netns=NSS, sock_id=55, **S))
+    path = b.write_input(tmp, "rfc1337.bin",
+                         listen_record() + b"".join(recs))
+    rc, out, err = tool(["ladder", "-i", path, "--no-color", "-w", "90"])
+    parts = out.split("\n\n")
+    B.check("assassination: two connections, the old one first",
+            rc == 0 and not err and out.count("TIME ") == 2 and
+            "new connection on these ports; client's timewait stays"
+            in parts[0], out)
+    new = parts[-1] if len(parts) > 1 else ""
+    # the old connection's numbers, relative to the new client's ISN
+    rel = (fs + 1 - z) % 2**32
+    B.check("assassination: the timewait socket's ACK, marked",
+            "ACK seq=%d ack=%d" % (fc + 1, rel) in new and
+            "^ from the earlier connection's timewait socket" in new, new)
+    B.check("assassination: killed by the new client's RST, on its row",
+            "^ timewait socket killed by client's RST (RFC 1337)" in new
+            and "RST seq=%d " % rel in new and
+            "^ RST sent by client: by its socket in SYN_SENT" in new, new)
+    B.check("assassination: the RST's seq is the ACK's ack, no violation",
+            "violations: none" in new and "SYN retransmit #1" in new, new)
+    rc, objs, _ = summaries(path)
+    B.check("assassination: summaries, closed then reset by client",
+            [o["outcome"] for o in objs] == ["closed", "reset by client"],
+            repr(objs))
+
+
 def run(base, tmp):
     global B
     B = base
@@ -622,4 +681,5 @@ def run(base, tmp):
     test_errors(tmp)
     test_flush_order(tmp)
     test_regressions(tmp)
+    test_timewait_assassination(tmp)
     test_memory(tmp)

@@ -13,6 +13,8 @@
  *  - abortive_close: SO_LINGER {1, 0} and close(): a RST instead of a FIN;
  *  - timewait, slow_timewait_full_duration: the active closer's timewait
  *    socket, seen by ss, and its end 60 s later;
+ *  - timewait_assassination, timewait_rfc1337: a RST in sequence kills the
+ *    timewait socket, unless net.ipv4.tcp_rfc1337 is 1;
  *  - accept_overflow, accept_overflow_abort: a full accept queue (somaxconn
  *    2) drops SYNs, or resets a third ACK with tcp_abort_on_overflow;
  *  - half_open_queue: the SYN queue length of /proc/net/tcptrace_listeners
@@ -793,6 +795,8 @@ TEST_F_TIMEOUT(scen, slow_timewait_full_duration, 120)
 
 	if (env->family != AF_INET)
 		SKIP(return, "slow: run for IPv4 only");
+	/* no stray RST may end it early (see timewait_assassination) */
+	ASSERT_EQ(0, tt_run_ns(env, false, "sysctl -qw net.ipv4.tcp_rfc1337=1"));
 	itw = client_timewait(_metadata, self, &t0);
 	ASSERT_GT(self->c.ours.n, itw);
 	end = tt_now_ns() + 75000000000ull;
@@ -830,6 +834,128 @@ TEST_F_TIMEOUT(scen, slow_timewait_full_duration, 120)
 	TH_LOG("the timewait socket lived %.3f s", dt / 1e9);
 	ASSERT_LE(60000000000ull, dt);
 	ASSERT_GE(62100000000ull, dt);
+}
+
+/*
+ * TIME-WAIT assassination (RFC 1337).  After the teardown of
+ * client_timewait() the server side, its listener closed, connects from
+ * its port to the client's.  The client's timewait socket answers the SYN
+ * with an ACK of the old connection (seq x+2, ack y+2); the new socket, in
+ * SYN_SENT, takes that ACK for a stray, answers it with a RST whose seq is
+ * the ACK's ack, y+2 (exactly what the timewait socket expects next), and
+ * sends its SYN again two jiffies later, not one second, in case the RST
+ * cleared the way.  With net.ipv4.tcp_rfc1337 0 (the default) it did: the
+ * RST killed the timewait socket, the second SYN finds no socket and is
+ * refused.  With 1 the timewait socket ignores both RSTs and stays, and
+ * the new socket waits in SYN_SENT (closed before its next SYN, 2 s on).
+ */
+static void assassinate(struct __test_metadata *_metadata,
+			FIXTURE_DATA(scen) *self, int rfc1337)
+{
+	const struct tt_env *env = &self->c.env;
+	const struct tt_recs *o = &self->c.ours;
+	const struct tcptrace_record *r;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int);
+	uint32_t x, y, z;
+	struct sel sp, cp, s;
+	uint64_t t0, t1;
+	char out[4096], want[32];
+	int fd, one = 1, err = 0;
+	size_t itw, i;
+
+	ASSERT_EQ(0, tt_run_ns(env, false, "sysctl -qw net.ipv4.tcp_rfc1337=%d",
+			       rfc1337));
+	itw = client_timewait(_metadata, self, &t0);
+	isns(_metadata, self, self->c.cport, &x, &y);
+	close(self->c.lfd);
+	self->c.lfd = -1;
+
+	t1 = tt_now_ns();
+	fd = tt_socket(env, true);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				sizeof(one)));
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&ss,
+			  tt_sockaddr(env, true, PORT, &ss)));
+	ASSERT_EQ(0, fcntl(fd, F_SETFL, O_NONBLOCK));
+	ASSERT_NE(0, connect(fd, (struct sockaddr *)&ss,
+			     tt_sockaddr(env, false, self->c.cport, &ss)));
+	ASSERT_EQ(EINPROGRESS, errno);
+	tt_msleep(300);
+	ASSERT_EQ(rfc1337 ? TT_SYN_SENT : TT_CLOSE, tt_tcp_state(fd));
+	ASSERT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len));
+	ASSERT_EQ(rfc1337 ? 0 : ECONNREFUSED, err);
+	close(fd);
+	collect(_metadata, self, 300);
+
+	/* what each side sent: SYN, RST, SYN (, RST) and ACK, RST (, ACK) */
+	sel_pkts(o, &sp, env->s_ino, TCPTRACE_DIR_OUT, 0, PORT, self->c.cport,
+		 t1);
+	sel_pkts(o, &cp, env->c_ino, TCPTRACE_DIR_OUT, 0, self->c.cport, PORT,
+		 t1);
+	ASSERT_EQ(rfc1337 ? 4 : 3, sp.n);
+	ASSERT_EQ(2, cp.n);
+	z = o->r[sp.i[0]].packet.seq;
+	for (i = 0; i < sp.n; i++) {
+		r = &o->r[sp.i[i]];
+		if (i % 2 == 0)
+			CHECK_PKT(r, TT_F_SYN, z, 0, 0);
+		else
+			CHECK_PKT(r, TT_F_RST, y + 2, 0, 0);
+	}
+	CHECK_PKT(&o->r[cp.i[0]], TT_F_ACK, x + 2, y + 2, 0);
+	if (rfc1337)
+		CHECK_PKT(&o->r[cp.i[1]], TT_F_ACK, x + 2, y + 2, 0);
+	else
+		CHECK_PKT(&o->r[cp.i[1]], F_RA, 0, z + 1, 0);
+	/* in turn: SYN, ACK, RST, SYN, then the RST or ACK */
+	ASSERT_LT(sp.i[0], cp.i[0]);
+	ASSERT_LT(cp.i[0], sp.i[1]);
+	ASSERT_LT(sp.i[1], sp.i[2]);
+	ASSERT_LT(sp.i[2], cp.i[1]);
+	/* the second SYN two jiffies after the RST, not a second */
+	ASSERT_GT(o->r[sp.i[1]].ts_ns + 100000000ull, o->r[sp.i[2]].ts_ns);
+	/* the RSTs arrived in the client's namespace */
+	sel_pkts(o, &s, env->c_ino, TCPTRACE_DIR_IN, TT_F_RST, PORT,
+		 self->c.cport, t1);
+	ASSERT_EQ(rfc1337 ? 2 : 1, s.n);
+	ASSERT_LT(sp.i[1], s.i[0]);
+
+	sel_type(o, &s, env->c_ino, TCPTRACE_T_TIMEWAIT_END, 0);
+	if (rfc1337) {
+		/* the timewait socket ignored them: still there */
+		ASSERT_EQ(0, s.n) TH_LOG("the timewait socket ended");
+		ASSERT_EQ(0, tt_run_ns_output(env, false, out, sizeof(out),
+					      "ss -Htan state time-wait"));
+		snprintf(want, sizeof(want), ":%u ", self->c.cport);
+		ASSERT_NE(NULL, strstr(out, want))
+			TH_LOG("port %u not in time-wait: %s", self->c.cport,
+			       out);
+		return;
+	}
+	/* killed at the RST's arrival, before the second SYN came */
+	ASSERT_EQ(1, s.n);
+	r = &o->r[s.i[0]];
+	CHECK_ENDS(env, r, true, self->c.cport, PORT);
+	ASSERT_EQ(TCPTRACE_TW_KILLED, r->state.flags);
+	ASSERT_EQ(TT_TIME_WAIT, r->state.old_state);
+	ASSERT_EQ(TT_TIME_WAIT, r->state.new_state);
+	ASSERT_EQ(o->r[itw].netns, r->netns);
+	ASSERT_EQ(x + 2, r->state.snd_nxt);
+	ASSERT_EQ(y + 2, r->state.rcv_nxt);
+	ASSERT_LT(sp.i[1], s.i[0]);
+	ASSERT_LT(s.i[0], cp.i[1]);
+}
+
+TEST_F(scen, timewait_assassination)
+{
+	assassinate(_metadata, self, 0);
+}
+
+TEST_F(scen, timewait_rfc1337)
+{
+	assassinate(_metadata, self, 1);
 }
 
 /* Connects NR_CLIENTS to a listener with backlog 2, one after the other. */

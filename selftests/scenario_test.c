@@ -968,6 +968,7 @@ static void fill_acceptq(struct __test_metadata *_metadata,
 {
 	const struct tt_env *env = &self->c.env;
 	struct tt_listener l;
+	uint64_t end;
 	int i;
 
 	self->c.lfd = listen_backlog(env, PORT, 8);
@@ -982,7 +983,25 @@ static void fill_acceptq(struct __test_metadata *_metadata,
 		ASSERT_LE(0, self->cl[i]);
 		ports[i] = tt_local_port(self->cl[i]);
 		pfd.fd = self->cl[i];
-		poll(&pfd, 1, 200);
+		if (i >= 3) {
+			poll(&pfd, 1, 200);
+			continue;
+		}
+		/*
+		 * the first three are in the accept queue before the next
+		 * SYN, which a slow kernel could otherwise take into the SYN
+		 * queue while the accept queue still had room
+		 */
+		poll(&pfd, 1, 5000);
+		for (end = tt_now_ns() + 5000000000ull;;) {
+			ASSERT_EQ(0, tt_listener_queues(env, PORT, &l));
+			if (l.accept_queue == (unsigned int)i + 1)
+				break;
+			ASSERT_GT(end, tt_now_ns())
+				TH_LOG("accept queue %u, not %d", l.accept_queue,
+				       i + 1);
+			tt_msleep(10);
+		}
 	}
 }
 

@@ -668,6 +668,62 @@ def test_timewait_assassination(tmp):
             [o["outcome"] for o in objs] == ["closed", "reset by client"],
             repr(objs))
 
+    # tcp_rfc1337=1: the timewait socket ignores the RST and answers the
+    # SYN sent again with its ACK again; each RST has its own reset_sent
+    recs = recs[:-6]  # from the end of the timewait socket on
+    both(308_000, SRV, CLI, b.SYN, z, 0, NSS, NSC, sock_id=55)
+    both(308_100, CLI, SRV, b.ACK, fc + 1, fs + 1, NSC, NSS)
+    recs.append(b.st(b.T_RESET_SENT, us(308_200), SRV, CLI,
+                     old=b.SYN_SENT, netns=NSS, sock_id=55))
+    both(308_210, SRV, CLI, b.RST, fs + 1, 0, NSS, NSC)
+    recs.append(b.st(b.T_STATE, us(1_300_000), SRV, CLI, old=b.SYN_SENT,
+                     new=b.CLOSE, netns=NSS, sock_id=55, **S))
+    path = b.write_input(tmp, "rfc1337-1.bin",
+                         listen_record() + b"".join(recs))
+    rc, out, err = tool(["ladder", "-i", path, "--no-color", "-w", "90"])
+    new = out.split("\n\n")[-1]
+    B.check("rfc1337=1: two ACKs of the timewait socket, two RSTs by the "
+            "socket in SYN_SENT, no end of the timewait socket",
+            rc == 0 and new.count("^ from the earlier connection's "
+                                  "timewait socket") == 2 and
+            new.count("^ RST sent by client: by its socket in SYN_SENT")
+            == 2 and "killed" not in new and "violations: none" in new,
+            new)
+
+
+def test_simultaneous_open(tmp):
+    """Both ends bound, both connect (CLOSE -> SYN_SENT with the 4-tuple),
+    the SYNs cross: one connection, not two."""
+    b = B
+    a, z = ("10.7.0.1", 6001), ("10.7.0.2", 6002)
+    x, y = 1000, 5000
+    recs = [
+        b.st(b.T_STATE, us(0), a, z, old=b.CLOSE, new=b.SYN_SENT,
+             netns=NSC, sock_id=1, pid=7, comm=b"a"),
+        b.st(b.T_STATE, us(1), z, a, old=b.CLOSE, new=b.SYN_SENT,
+             netns=NSS, sock_id=2, pid=8, comm=b"z"),
+        b.pkt(us(10), a, z, b.DIR_OUT, b.SYN, x, 0, netns=NSC, sock_id=1),
+        b.pkt(us(11), z, a, b.DIR_OUT, b.SYN, y, 0, netns=NSS, sock_id=2),
+        b.pkt(us(20), a, z, b.DIR_IN, b.SYN, x, 0, netns=NSS),
+        b.pkt(us(21), z, a, b.DIR_IN, b.SYN, y, 0, netns=NSC),
+        b.st(b.T_STATE, us(22), a, z, old=b.SYN_SENT, new=b.SYN_RECV,
+             netns=NSC, sock_id=1),
+        b.st(b.T_STATE, us(23), z, a, old=b.SYN_SENT, new=b.SYN_RECV,
+             netns=NSS, sock_id=2),
+        b.pkt(us(30), a, z, b.DIR_OUT, b.SYN | b.ACK, x, y + 1, netns=NSC),
+        b.pkt(us(31), z, a, b.DIR_OUT, b.SYN | b.ACK, y, x + 1, netns=NSS),
+        b.pkt(us(40), a, z, b.DIR_IN, b.SYN | b.ACK, x, y + 1, netns=NSS),
+        b.pkt(us(41), z, a, b.DIR_IN, b.SYN | b.ACK, y, x + 1, netns=NSC),
+        b.st(b.T_STATE, us(42), a, z, old=b.SYN_RECV, new=b.ESTABLISHED,
+             netns=NSC, sock_id=1),
+        b.st(b.T_STATE, us(43), z, a, old=b.SYN_RECV, new=b.ESTABLISHED,
+             netns=NSS, sock_id=2),
+    ]
+    path = b.write_input(tmp, "simopen.bin", b"".join(recs))
+    rc, out, err = tool(["ladder", "-i", path, "--no-color", "--flush"])
+    B.check("simultaneous open: one connection", rc == 0 and not err and
+            out.count("TIME ") == 1, out)
+
 
 def run(base, tmp):
     global B
@@ -682,4 +738,5 @@ def run(base, tmp):
     test_flush_order(tmp)
     test_regressions(tmp)
     test_timewait_assassination(tmp)
+    test_simultaneous_open(tmp)
     test_memory(tmp)

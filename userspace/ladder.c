@@ -173,18 +173,22 @@ static void print_arrow(FILE *out, const struct ladder *l,
 {
 	const struct story_side *snd = &st->side[e->side];
 	const struct story_side *rcv = &st->side[!e->side];
+	bool s_known = e->old_numbers ? snd->old_isn_known : snd->isn_known;
+	bool r_known = e->old_numbers ? rcv->old_isn_known : rcv->isn_known;
+	uint32_t s_isn = e->old_numbers ? snd->old_isn : snd->isn;
+	uint32_t r_isn = e->old_numbers ? rcv->old_isn : rcv->isn;
 	char fl[48], label[160];
 	const char *c;
 	int n = 0, dash;
 
+	/* relative to the ISNs of the connection the numbers belong to */
 	flags_label(e->flags, fl, sizeof(fl));
 	n = snprintf(label, sizeof(label), "%s seq=%u", fl,
-		     !l->absolute && snd->isn_known ? e->seq - snd->isn :
-		     e->seq);
+		     !l->absolute && s_known ? e->seq - s_isn : e->seq);
 	if (e->flags & TCPTRACE_FLAG_ACK)
 		n += snprintf(label + n, sizeof(label) - (size_t)n, " ack=%u",
-			      !l->absolute && rcv->isn_known ?
-			      e->ack - rcv->isn : e->ack);
+			      !l->absolute && r_known ? e->ack - r_isn :
+			      e->ack);
 	if (e->len)
 		n += snprintf(label + n, sizeof(label) - (size_t)n, " len=%u",
 			      e->len);
@@ -263,6 +267,11 @@ static void print_row(FILE *out, const struct ladder *l,
 	if (e->note[0])
 		print_under(out, l, w, e->flags & TCPTRACE_FLAG_RST ? C_RST :
 			    C_NOTE, "^", e->note);
+	if (e->old_numbers && !l->absolute)
+		print_under(out, l, w, C_NOTE, "^",
+			    e->flags & TCPTRACE_FLAG_ACK ?
+			    "seq and ack relative to the earlier connection" :
+			    "seq relative to the earlier connection");
 	if (e->seen_out && !e->seen_in && st->side[!e->side].netns_known &&
 	    st->side[e->side].netns_known &&
 	    st->side[!e->side].netns != st->side[e->side].netns) {

@@ -665,6 +665,9 @@ struct tw_carry {
 	uint64_t t_tw;
 	uint32_t netns;
 	bool netns_known;
+	/* the ISNs of the earlier connection: [0] the timewait end's */
+	bool isn_known[2];
+	uint32_t isn[2];
 };
 
 static void carry_timewait(struct story *old, const uint8_t *opener_addr,
@@ -689,6 +692,10 @@ static void carry_timewait(struct story *old, const uint8_t *opener_addr,
 		c->t_tw = sd->t_tw;
 		c->netns = sd->netns;
 		c->netns_known = sd->netns_known;
+		c->isn_known[0] = sd->isn_known;
+		c->isn[0] = sd->isn;
+		c->isn_known[1] = old->side[!s].isn_known;
+		c->isn[1] = old->side[!s].isn;
 		e = add_ev(old, EV_NOTE, (uint8_t)s, ts);
 		ev_note(e, "new connection on these ports; %s's timewait stays",
 			side_name(s));
@@ -715,6 +722,10 @@ static void take_timewait(struct story *st, const struct tw_carry *c)
 		sd->state = c->sub;
 		if (c->netns_known)
 			set_netns(sd, c->netns);
+		sd->old_isn_known = c->isn_known[0];
+		sd->old_isn = c->isn[0];
+		st->side[!s].old_isn_known = c->isn_known[1];
+		st->side[!s].old_isn = c->isn[1];
 		return;
 	}
 }
@@ -858,6 +869,18 @@ static struct story_seg *find_sent(struct story *st, int s,
 	return NULL;
 }
 
+/* The ISNs of the connection before, for a segment in its numbers. */
+static void ann_old_numbers(struct story_ann *ann,
+			    const struct story_side *me,
+			    const struct story_side *peer)
+{
+	ann->old_numbers = true;
+	ann->old_s_known = me->old_isn_known;
+	ann->old_s_isn = me->old_isn;
+	ann->old_d_known = peer->old_isn_known;
+	ann->old_d_isn = peer->old_isn;
+}
+
 static void apply_packet(struct story_table *t, struct story *st, int s,
 			 const struct tcptrace_record *r,
 			 struct story_ann *ann)
@@ -887,6 +910,8 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 			}
 			if (ann)
 				ann->violation = g->violation;
+			if (ann && g->old_numbers)
+				ann_old_numbers(ann, me, peer);
 			if ((f & F_SYN) && !(f & F_ACK) && !peer->t_start)
 				peer->t_start = r->ts_ns;
 			/* the FIN reached a timewait socket in FIN_WAIT2 */
@@ -904,6 +929,7 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 	g->ack = ack;
 	g->len = len;
 	g->seen_in = in;
+	g->old_numbers = false;
 	g->ev = st->ev && e >= st->ev && e < st->ev + st->nev ?
 		(int32_t)(e - st->ev) : -1;
 	e->flags = f;
@@ -979,11 +1005,22 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 		    (in || !peer->netns_known || peer->netns == me->netns))
 			peer_tw = true;
 	}
+	/*
+	 * The timewait socket of the connection before answers, in that
+	 * connection's numbers, and so does a RST that takes its ack as seq.
+	 */
+	if ((me->tw_carried && !(f & F_SYN)) ||
+	    (peer->tw_carried && (f & (F_RST | F_ACK)) == F_RST &&
+	     peer->ack_known && seq == peer->last_ack)) {
+		e->old_numbers = true;
+		g->old_numbers = true;
+		if (ann)
+			ann_old_numbers(ann, me, peer);
+	}
 	if (f & F_ACK) {
 		me->last_ack = ack;
 		me->ack_known = true;
 	}
-	/* the timewait socket of the connection before answers */
 	if (me->tw_carried && !(f & (F_SYN | F_RST)))
 		ev_note(e, "from the earlier connection's timewait socket");
 	if (f & F_RST) {

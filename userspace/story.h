@@ -35,6 +35,7 @@ struct story_ev {
 	uint8_t new_state;
 	bool seen_out, seen_in;	/* EV_SEG: recorded leaving / arriving */
 	bool inferred;		/* EV_STATE: deduced, not recorded */
+	bool old_numbers;	/* EV_SEG: seq/ack of the earlier connection */
 	uint32_t seq, ack, len;
 	uint16_t win;
 	const char *violation;	/* EV_SEG: NULL or a code */
@@ -72,6 +73,8 @@ struct story_side {
 	bool ack_known;
 	uint32_t last_ack;	/* the ack of its last segment with ACK */
 	bool tw_carried;	/* the timewait socket of an earlier story */
+	bool old_isn_known;
+	uint32_t old_isn;	/* its ISN in that earlier connection */
 	bool end_known;
 	uint32_t max_end;	/* highest seq + len sent */
 	unsigned int syn_tx;	/* SYN (or SYN-ACK) transmissions */
@@ -85,6 +88,7 @@ struct story_side {
 struct story_seg {
 	uint8_t side, flags;
 	bool seen_in;
+	bool old_numbers;
 	int32_t ev;		/* its event, or -1 */
 	uint32_t seq, ack, len;
 	const char *violation;
@@ -120,6 +124,14 @@ struct story {
 /* What a record gets from its story, for 'watch'. */
 struct story_ann {
 	const char *violation;
+	/*
+	 * a segment in the numbers of the connection before (its timewait
+	 * socket's, or a RST answering one): its sender's and receiver's
+	 * ISNs there
+	 */
+	bool old_numbers;
+	bool old_s_known, old_d_known;
+	uint32_t old_s_isn, old_d_isn;
 	bool owner_known;
 	uint32_t owner_pid;
 	char owner_comm[TCPTRACE_COMM_LEN];

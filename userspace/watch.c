@@ -111,7 +111,9 @@ void usage_watch(FILE *out)
 "  all but lost:  saddr, sport, daddr, dport (packet: source and destination\n"
 "                 of the segment; others: local and remote end)\n"
 "  packet:        dir (in|out), flags, seq, ack, win, len, and rel_seq,\n"
-"                 rel_ack when the ISNs are known (rel_ack only with ACK set)\n"
+"                 rel_ack when the ISNs are known (rel_ack only with ACK set;\n"
+"                 a timewait socket's segments to a new connection on its\n"
+"                 ports, and a RST answering one: its own connection's)\n"
 "  state:         old_state, new_state, snd_nxt, rcv_nxt, snd_una\n"
 "  synack_retransmit: snt_isn, rcv_isn, num_retrans\n"
 "  retransmit:    flags, seq, end_seq, state, and rel_seq, rel_end_seq when\n"
@@ -309,6 +311,12 @@ static int on_record(void *ctx, const struct tcptrace_record *r)
 
 	conn_track(w->conns, r, &isn);
 	story_feed(w->stories, r, &ann);
+	if (ann.old_numbers) {
+		isn.s_known = ann.old_s_known;
+		isn.s_isn = ann.old_s_isn;
+		isn.d_known = ann.old_d_known;
+		isn.d_isn = ann.old_d_isn;
+	}
 	if (w->summary)
 		return done(w);
 	if (!filter_match(&w->filter, r))

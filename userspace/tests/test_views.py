@@ -652,17 +652,40 @@ def test_timewait_assassination(tmp):
             "new connection on these ports; client's timewait stays"
             in parts[0], out)
     new = parts[-1] if len(parts) > 1 else ""
-    # the old connection's numbers, relative to the new client's ISN
-    rel = (fs + 1 - z) % 2**32
-    B.check("assassination: the timewait socket's ACK, marked",
-            "ACK seq=%d ack=%d" % (fc + 1, rel) in new and
-            "^ from the earlier connection's timewait socket" in new, new)
+    # the old connection's numbers, relative to its ISNs, as its last ACK
+    B.check("assassination: the timewait socket's ACK, in the numbers of "
+            "the earlier connection",
+            "<-- ACK seq=%d ack=%d -" % (sent_c + 2, sent_s + 2) in new and
+            "^ from the earlier connection's timewait socket" in new and
+            "^ seq and ack relative to the earlier connection" in new, new)
     B.check("assassination: killed by the new client's RST, on its row",
             "^ timewait socket killed by client's RST (RFC 1337)" in new
-            and "RST seq=%d " % rel in new and
-            "^ RST sent by client: by its socket in SYN_SENT" in new, new)
+            and "--- RST seq=%d -" % (sent_s + 2) in new and
+            "^ RST sent by client: by its socket in SYN_SENT" in new and
+            "^ seq relative to the earlier connection" in new, new)
+    B.check("assassination: the new connection's own numbers stay its own",
+            "--- SYN seq=0 -" in new and "<-- RST-ACK seq=0 ack=1 -" in new
+            and new.count("relative to the earlier connection") == 2, new)
+    rc, out, err = tool(["ladder", "-i", path, "--no-color", "-w", "90",
+                         "-a"])
+    new = out.split("\n\n")[-1]
+    B.check("assassination: -a prints them absolute, with no remark",
+            "ACK seq=%d ack=%d" % (fc + 1, fs + 1) in new and
+            "RST seq=%d " % (fs + 1) in new and
+            "relative to the earlier" not in new, new)
     B.check("assassination: the RST's seq is the ACK's ack, no violation",
             "violations: none" in new and "SYN retransmit #1" in new, new)
+    rc, out, err = tool(["watch", "--json", "-i", path])
+    pk = [json.loads(x) for x in out.splitlines()]
+    pk = [(o["flags"], o.get("rel_seq"), o.get("rel_ack"))
+          for o in pk if o["type"] == "packet" and o["ts_ns"] >= us(300_000)]
+    B.check("assassination: watch --json, the same relative numbers",
+            rc == 0 and not err and pk == [
+                ("S", 0, None), ("S", 0, None),
+                (".", sent_c + 2, sent_s + 2), (".", sent_c + 2, sent_s + 2),
+                ("R", sent_s + 2, None), ("R", sent_s + 2, None),
+                ("S", 0, None), ("S", 0, None),
+                ("R.", None, 1), ("R.", None, 1)], repr(pk))
     rc, objs, _ = summaries(path)
     B.check("assassination: summaries, closed then reset by client",
             [o["outcome"] for o in objs] == ["closed", "reset by client"],
@@ -687,8 +710,8 @@ def test_timewait_assassination(tmp):
             rc == 0 and new.count("^ from the earlier connection's "
                                   "timewait socket") == 2 and
             new.count("^ RST sent by client: by its socket in SYN_SENT")
-            == 2 and "killed" not in new and "violations: none" in new,
-            new)
+            == 2 and "killed" not in new and "violations: none" in new and
+            new.count("relative to the earlier connection") == 4, new)
 
 
 def test_simultaneous_open(tmp):

@@ -890,7 +890,7 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 	uint32_t len = r->packet.payload_len;
 	uint8_t f = r->packet.flags;
 	bool in = r->dir == TCPTRACE_DIR_IN;
-	bool peer_tw = false;
+	bool peer_tw = false, old = false;
 	const char *violation;
 	struct story_seg *g;
 	struct story_ev *e;
@@ -1012,6 +1012,7 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 	if ((me->tw_carried && !(f & F_SYN)) ||
 	    (peer->tw_carried && (f & (F_RST | F_ACK)) == F_RST &&
 	     peer->ack_known && seq == peer->last_ack)) {
+		old = true;
 		e->old_numbers = true;
 		g->old_numbers = true;
 		if (ann)
@@ -1031,7 +1032,8 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 			me->rst_seq = seq;
 		}
 		me->rst_ts = r->ts_ns;
-		if (st->reset_by < 0) {
+		/* one between the timewait socket and the new one: not ours */
+		if (st->reset_by < 0 && !old) {
 			if (s == STORY_SERVER && !st->side[0].t_est &&
 			    !st->side[1].t_est)
 				st->refused = true;

@@ -167,6 +167,111 @@ def test_rate_target():
     check("no veth run: no verdict", key not in t, t)
 
 
+def test_median_ci():
+    ci = report.median_ci([5, 1, 4, 2, 3])
+    check("5 rounds: the lowest and the highest, 93.75%",
+          ci == (1, 5, 0.9375), ci)
+    check("4 rounds: too few for 90%", report.median_ci([1, 2, 3, 4]) is None)
+    ci = report.median_ci(list(range(15, 0, -1)))
+    # P(Bin(15, 1/2) <= 3) = 0.0176, <= 4: 0.0592
+    check("15 rounds: the 4th lowest and the 4th highest, 96.5%",
+          ci[:2] == (4, 12) and abs(ci[2] - 0.96484375) < 1e-9, ci)
+    ci = report.median_ci(list(range(15)), conf=0.5)
+    check("a lower confidence narrows it", ci[:2] == (5, 9), ci)
+
+
+def rounds(cond, ratios, **extra):
+    """Runs of cond on veth, one per round, at these ratios to a baseline
+    of 1000 in every round."""
+    out = []
+    for n, q in enumerate(ratios, 1):
+        out.append(run("baseline", "veth", 1000, round=n))
+        out.append(run(cond, "veth", 1000 * q, round=n, **extra))
+    return out
+
+
+def test_rate_target_rounds():
+    key = "tcptrace+reader keeps >=95% of veth rate"
+    t = targets_of(rounds("tcptrace+reader", (0.95, 0.97, 0.99, 1.0, 0.96),
+                          **lagging(0)))[key]
+    check("every round at 95% or more: met", t["met"] and
+          "undecided" not in t and "rounds' ratios: median 0.970, 94% "
+          "interval 0.950-1.000" in t["detail"], t)
+    t = targets_of(rounds("tcptrace+reader", (0.90, 0.97, 0.99, 1.0, 0.96),
+                          **lagging(0)))[key]
+    check("a median over 95% with a round under it: undecided, not met",
+          not t["met"] and t.get("undecided") and
+          "ratio 0.970" in t["detail"], t)
+    t = targets_of(rounds("tcptrace+reader", (0.80, 0.85, 0.90, 0.94, 0.96),
+                          **lagging(0)))[key]
+    check("a median under 95% with a round over it: undecided too",
+          not t["met"] and t.get("undecided"), t)
+    t = targets_of(rounds("tcptrace+reader", (0.80, 0.85, 0.90, 0.94, 0.949),
+                          **lagging(0)))[key]
+    check("every round under 95%: missed", not t["met"] and
+          "undecided" not in t, t)
+    t = targets_of(rounds("tcptrace+reader", (0.95, 0.97, 0.99, 1.0, 0.96),
+                          **lagging(0.3)))[key]
+    check("a reader that fell behind: missed, whatever the rounds",
+          not t["met"] and "undecided" not in t, t)
+    t = targets_of(rounds("tcptrace+cat", (0.96, 0.97, 0.99, 1.0)))
+    t = t["tcptrace+cat keeps >=95% of veth rate"]
+    check("4 rounds: no interval, the ratio of the medians decides",
+          t["met"] and "interval" not in t["detail"], t)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = rounds("tcptrace+reader", (0.90, 0.97, 0.99, 1.0, 0.96),
+                      **lagging(0))
+        s = report.summarise(runs)
+        res = dict(meta=dict(kernel="k", cpus=2, rounds=5, secs=5, procs=2),
+                   summary=s, runs=runs, targets=report.targets(s, {}))
+        path = os.path.join(tmp, "r.json")
+        with open(path, "w") as f:
+            json.dump(res, f)
+        p = subprocess.run([sys.executable, REPORT, "--table", path],
+                           capture_output=True, text=True)
+        check("--table prints UNDECIDED", p.returncode == 0 and re.search(
+            r"target tcptrace\+reader keeps >=95% of veth rate +UNDECIDED  "
+            r"ratio 0\.970", p.stdout), p.stdout + p.stderr)
+
+
+def test_cheaper_by_rounds():
+    key = "tcptrace+cat cheaper than tcpdump"
+
+    def verdict(cat, dump, links=("veth",)):
+        """cat, dump: (rate, busy) per round, the same on every link"""
+        runs = []
+        for link in links:
+            for n, ((r1, b1), (r2, b2)) in enumerate(zip(cat, dump), 1):
+                runs.append(run("baseline", link, 1000, round=n))
+                runs.append(run("tcptrace+cat", link, r1, busy=b1,
+                                conns=5000, round=n))
+                runs.append(run("tcpdump", link, r2, busy=b2, conns=5000,
+                                round=n))
+        return targets_of(runs)[key]
+
+    same = [(900, 500)] * 5
+    t = verdict([(900, 500), (950, 500), (910, 500), (990, 500), (905, 500)],
+                same)
+    check("rounds: a rate at or over the other's in every round: met",
+          t["met"] and "undecided" not in t and
+          "rate x1.00-1.10, CPU x1.00-1.00" in t["detail"], t)
+    t = verdict([(800, 600), (990, 400), (850, 550), (950, 450), (870, 520)],
+                same)
+    check("rounds: both intervals hold 1: undecided, not met",
+          not t["met"] and t.get("undecided"), t)
+    t = verdict([(800, 480), (990, 450), (850, 480), (950, 450), (870, 490)],
+                same)
+    check("rounds: the rate's holds 1, less CPU in every round: met",
+          t["met"] and "undecided" not in t, t)
+    t = verdict([(800, 600), (890, 510), (850, 550), (880, 520), (870, 520)],
+                same)
+    check("rounds: a lower rate and more CPU in every round: missed",
+          not t["met"] and "undecided" not in t, t)
+    t = verdict([(900, 500)] * 4, [(900, 500)] * 4)
+    check("4 rounds: no intervals, the medians decide",
+          t["met"] and "rounds" not in t["detail"], t)
+
+
 def test_cheaper_target():
     key = "tcptrace+cat cheaper than tcpdump"
 
@@ -282,7 +387,10 @@ def main():
     test_round_ranges()
     test_loss()
     test_rate_target()
+    test_median_ci()
+    test_rate_target_rounds()
     test_cheaper_target()
+    test_cheaper_by_rounds()
     test_drop_targets()
     test_cli()
     test_committed_results()

@@ -4,6 +4,8 @@
 
     report.py --runs RUNS.jsonl --extra EXTRA.jsonl --meta JSON --out FILE
     report.py --table FILE          print the tables of a results file again
+    report.py --pool FILE...        part 1 and its targets, the rounds of
+                                    several runs (of the same code) together
 
 Medians over the rounds of each condition and link; ratios are to the
 baseline's median of the same run, and "rounds" gives the lowest and the
@@ -186,8 +188,10 @@ def fmt(v, spec="{:.0f}"):
 def print_tables(res, f=sys.stdout):
     m = res["meta"]
     print("tcptrace benchmark: %s, %d CPUs (TCG), %d rounds of %s s, "
-          "%d client processes" % (m["kernel"], m["cpus"], m["rounds"],
-                                   m["secs"], m["procs"]), file=f)
+          "%d client processes%s" % (
+              m["kernel"], m["cpus"], m["rounds"], m["secs"], m["procs"],
+              ", %d runs pooled" % m["pooled"] if m.get("pooled") else ""),
+          file=f)
     if "clocksource" in m:
         cc = m.get("clockcheck", {})
         print("clocksource %s (%d cross-CPU clock reads, %d backwards)%s" %
@@ -411,6 +415,27 @@ def targets(summary, loss):
     return out
 
 
+def pool(results):
+    """The runs of several results files as one run: the rounds of each
+    kept apart (file i's round n is round 1000 i + n), so the pairing with
+    the baseline stays within a round; medians, intervals and targets of
+    them all (those of part 1; the other parts are each file's own)."""
+    runs = []
+    for i, res in enumerate(results):
+        for r in res["runs"]:
+            r = dict(r)
+            if "round" in r:
+                r["round"] += 1000 * i
+            runs.append(r)
+    m = dict(results[0]["meta"])
+    m["rounds"] = sum(res["meta"]["rounds"] for res in results)
+    m["pooled"] = len(results)
+    summary = summarise(runs)
+    return {"meta": m, "summary": summary, "runs": runs,
+            "skipped": results[0].get("skipped", {}),
+            "targets": targets(summary, {})}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs")
@@ -418,24 +443,33 @@ def main():
     ap.add_argument("--meta", default="{}")
     ap.add_argument("--out")
     ap.add_argument("--table")
+    ap.add_argument("--pool", nargs="+", metavar="FILE")
     a = ap.parse_args()
     # | head: end quietly, like any filter
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if a.table:
-        try:
-            with open(a.table) as f:
-                res = json.load(f)
-            res["targets"] = targets(res["summary"], res.get("loss") or {})
-            add_round_ranges(res["summary"], res.get("runs") or [])
-        except OSError as e:
-            print("report.py: cannot read %s: %s" % (a.table, e.strerror),
-                  file=sys.stderr)
-            return 2
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            print("report.py: %s is not a results file (%s: %s)" % (
-                a.table, type(e).__name__, e), file=sys.stderr)
-            return 2
-        print_tables(res)
+    if a.table or a.pool:
+        files = [a.table] if a.table else a.pool
+        done = []
+        for name in files:
+            try:
+                with open(name) as f:
+                    res = json.load(f)
+                if a.table:
+                    res["targets"] = targets(res["summary"],
+                                             res.get("loss") or {})
+                    add_round_ranges(res["summary"], res.get("runs") or [])
+                elif not res["runs"]:
+                    raise ValueError("no runs in it")
+            except OSError as e:
+                print("report.py: cannot read %s: %s" % (name, e.strerror),
+                      file=sys.stderr)
+                return 2
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                print("report.py: %s is not a results file (%s: %s)" % (
+                    name, type(e).__name__, e), file=sys.stderr)
+                return 2
+            done.append(res)
+        print_tables(pool(done) if a.pool else done[0])
         return 0
     if not a.runs or not a.extra:
         ap.error("give --table FILE, or --runs and --extra")

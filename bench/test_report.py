@@ -272,6 +272,54 @@ def test_cheaper_by_rounds():
           t["met"] and "rounds" not in t["detail"], t)
 
 
+def test_pool():
+    def results(ratios):
+        runs = rounds("tcptrace+reader", ratios, **lagging(0))
+        sm = report.summarise(runs)
+        return dict(meta=dict(kernel="k", cpus=2, rounds=len(ratios), secs=5,
+                              procs=2), summary=sm, runs=runs,
+                    targets=report.targets(sm, {}))
+
+    a = results((0.90, 0.97, 0.96, 0.99))
+    b = results((0.96, 0.98, 0.95, 0.97))
+    p = report.pool([a, b])
+    s = p["summary"]["tcptrace+reader"]["veth"]
+    check("pool: rounds kept apart, paired within each file",
+          sorted(r["round"] for r in p["runs"]
+                 if r["cond"] == "baseline") ==
+          [1, 2, 3, 4, 1001, 1002, 1003, 1004] and
+          s["rate_ratio_rounds"] == [0.9, 0.99], s)
+    t = p["targets"]["tcptrace+reader keeps >=95% of veth rate"]
+    # 8 rounds: the 2nd lowest and 2nd highest, 0.95 and 0.98
+    check("pool: 8 rounds decide what 4 and 4 could not",
+          t["met"] and "interval 0.950-0.980" in t["detail"] and
+          p["meta"]["rounds"] == 8 and p["meta"]["pooled"] == 2, t)
+    check("pool: the files themselves are left as they were",
+          [r["round"] for r in a["runs"]][:2] == [1, 1], a["runs"][:2])
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, res in enumerate((a, b)):
+            paths.append(os.path.join(tmp, "r%d.json" % i))
+            with open(paths[-1], "w") as f:
+                json.dump(res, f)
+        q = subprocess.run([sys.executable, REPORT, "--pool"] + paths,
+                           capture_output=True, text=True)
+        check("--pool prints the pooled table and its targets",
+              q.returncode == 0 and "8 rounds of 5 s, 2 client processes, "
+              "2 runs pooled" in q.stdout and re.search(
+                  r"target tcptrace\+reader keeps >=95% of veth rate +met",
+                  q.stdout), q.stdout + q.stderr)
+        bad = os.path.join(tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write("{}")
+        q = subprocess.run([sys.executable, REPORT, "--pool", paths[0], bad],
+                           capture_output=True, text=True)
+        check("--pool names a file that is not a results file",
+              q.returncode == 2 and q.stderr.startswith(
+                  "report.py: %s is not a results file" % bad) and
+              "Traceback" not in q.stderr, q.stderr)
+
+
 def test_cheaper_target():
     key = "tcptrace+cat cheaper than tcpdump"
 
@@ -391,6 +439,7 @@ def main():
     test_rate_target_rounds()
     test_cheaper_target()
     test_cheaper_by_rounds()
+    test_pool()
     test_drop_targets()
     test_cli()
     test_committed_results()

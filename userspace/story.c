@@ -1027,10 +1027,12 @@ static void apply_packet(struct story_table *t, struct story *st, int s,
 	if (f & F_RST) {
 		ev_note(e, "RST sent by %s: %s", side_name(s),
 			reset_reason(st, s, why, sizeof(why)));
-		if (!me->rst_seen) {
-			me->rst_seen = true;
+		/* the first RST in this connection's own numbers */
+		if (!me->rst_seen || (me->rst_old && !old)) {
 			me->rst_seq = seq;
+			me->rst_old = old;
 		}
+		me->rst_seen = true;
 		me->rst_ts = r->ts_ns;
 		/* one between the timewait socket and the new one: not ours */
 		if (st->reset_by < 0 && !old) {

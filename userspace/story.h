@@ -69,6 +69,7 @@ struct story_side {
 	unsigned int fin_tx;	/* FIN transmissions */
 	bool rst_seen;
 	uint32_t rst_seq;
+	bool rst_old;		/* rst_seq in an earlier connection's numbers */
 	uint64_t rst_ts;	/* its last RST */
 	bool ack_known;
 	uint32_t last_ack;	/* the ack of its last segment with ACK */

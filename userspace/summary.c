@@ -37,7 +37,7 @@ static bool bytes_sent(const struct story *st, int s, uint32_t *out)
 		return false;
 	if (sd->fin_seen)
 		*out = sd->fin_seq - sd->isn - 1;
-	else if (sd->rst_seen && sd->t_est)
+	else if (sd->rst_seen && !sd->rst_old && sd->t_est)
 		*out = sd->rst_seq - sd->isn - 1;
 	else if (sd->end_known)
 		*out = sd->max_end - sd->isn - 1;

@@ -718,6 +718,32 @@ def test_timewait_assassination(tmp):
             [o["outcome"] for o in objs] == ["closed", "aborted"],
             repr(objs))
 
+    # the timewait socket expires, a listener on its port takes the SYN
+    # sent again; the client sends 9 bytes and resets: its bytes come from
+    # that RST, not from the one in the earlier connection's numbers
+    recs = recs[:-1]  # not the SYN_SENT -> CLOSE
+    y = 1_000_000_000
+    recs.append(b.st(b.T_TIMEWAIT_END, us(360_000), CLI, SRV,
+                     old=b.TIME_WAIT, new=b.TIME_WAIT, flags=1, netns=NSC,
+                     sock_id=33))
+    both(360_100, SRV, CLI, b.SYN, z, 0, NSS, NSC, sock_id=55)
+    both(360_200, CLI, SRV, b.SYN | b.ACK, y, z + 1, NSC, NSS)
+    recs.append(b.st(b.T_STATE, us(360_300), SRV, CLI, old=b.SYN_SENT,
+                     new=b.ESTABLISHED, netns=NSS, sock_id=55, **S))
+    both(360_310, SRV, CLI, b.ACK, z + 1, y + 1, NSS, NSC)
+    both(360_400, SRV, CLI, b.ACK | b.PSH, z + 1, y + 1, NSS, NSC, plen=9)
+    both(360_500, SRV, CLI, b.RST | b.ACK, z + 10, y + 1, NSS, NSC)
+    recs.append(b.st(b.T_STATE, us(360_510), SRV, CLI, old=b.ESTABLISHED,
+                     new=b.CLOSE, netns=NSS, sock_id=55, **S))
+    path = b.write_input(tmp, "rfc1337-2.bin",
+                         listen_record() + b"".join(recs))
+    rc, objs, _ = summaries(path)
+    new = objs[-1] if objs else {}
+    B.check("rfc1337=1, then connected: reset by client, its 9 bytes "
+            "counted from its own RST",
+            rc == 0 and new.get("outcome") == "reset by client" and
+            new.get("bytes", {}).get("client_to_server") == 9, repr(objs))
+
 
 def test_simultaneous_open(tmp):
     """Both ends bound, both connect (CLOSE -> SYN_SENT with the 4-tuple),

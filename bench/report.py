@@ -469,6 +469,14 @@ def main():
                     name, type(e).__name__, e), file=sys.stderr)
                 return 2
             done.append(res)
+            # rounds of other settings pair with their own baselines, but
+            # are not the same measurement: said, not refused
+            for k in ("kernel", "cpus", "secs", "procs", "accel",
+                      "clocksource"):
+                if res["meta"].get(k) != done[0]["meta"].get(k):
+                    print("report.py: warning: %s has %s %s, %s has %s" % (
+                        name, k, res["meta"].get(k), files[0],
+                        done[0]["meta"].get(k)), file=sys.stderr)
         print_tables(pool(done) if a.pool else done[0])
         return 0
     if not a.runs or not a.extra:

@@ -309,6 +309,17 @@ def test_pool():
               "2 runs pooled" in q.stdout and re.search(
                   r"target tcptrace\+reader keeps >=95% of veth rate +met",
                   q.stdout), q.stdout + q.stderr)
+        check("--pool: files of the same settings, no warning",
+              q.stderr == "", q.stderr)
+        b["meta"]["secs"] = 10
+        with open(paths[1], "w") as f:
+            json.dump(b, f)
+        q = subprocess.run([sys.executable, REPORT, "--pool"] + paths,
+                           capture_output=True, text=True)
+        check("--pool warns of a file run with other settings",
+              q.returncode == 0 and q.stderr ==
+              "report.py: warning: %s has secs 10, %s has secs 5\n" % (
+                  paths[1], paths[0]), q.stderr)
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:
             f.write("{}")

@@ -267,11 +267,20 @@ static void print_row(FILE *out, const struct ladder *l,
 	if (e->note[0])
 		print_under(out, l, w, e->flags & TCPTRACE_FLAG_RST ? C_RST :
 			    C_NOTE, "^", e->note);
-	if (e->old_numbers && !l->absolute)
-		print_under(out, l, w, C_NOTE, "^",
-			    e->flags & TCPTRACE_FLAG_ACK ?
-			    "seq and ack relative to the earlier connection" :
-			    "seq relative to the earlier connection");
+	if (e->old_numbers) {
+		const struct story_side *snd = &st->side[e->side];
+		const struct story_side *rcv = &st->side[!e->side];
+		bool sk = !l->absolute && snd->old_isn_known;
+		bool rk = !l->absolute && rcv->old_isn_known &&
+			  (e->flags & TCPTRACE_FLAG_ACK);
+
+		/* what the label shows relative, the rest is absolute */
+		snprintf(note, sizeof(note), "%s%s%s relative to the earlier connection",
+			 sk ? "seq" : "", sk && rk ? " and " : "",
+			 rk ? "ack" : "");
+		if (sk || rk)
+			print_under(out, l, w, C_NOTE, "^", note);
+	}
 	if (e->seen_out && !e->seen_in && st->side[!e->side].netns_known &&
 	    st->side[e->side].netns_known &&
 	    st->side[!e->side].netns != st->side[e->side].netns) {

@@ -673,6 +673,17 @@ def test_timewait_assassination(tmp):
             "ACK seq=%d ack=%d" % (fc + 1, fs + 1) in new and
             "RST seq=%d " % (fs + 1) in new and
             "relative to the earlier" not in new, new)
+    # the earlier connection's handshake not recorded: its ISNs unknown,
+    # its numbers absolute, and no remark says otherwise
+    part = b.write_input(tmp, "rfc1337-noisn.bin", listen_record() +
+                         b"".join(recs[:1] + recs[5:]))
+    rc, out, err = tool(["ladder", "-i", part, "--no-color", "-w", "90"])
+    new = out.split("\n\n")[-1]
+    B.check("assassination: earlier ISNs unknown, absolute and unmarked",
+            rc == 0 and "ACK seq=%d ack=%d" % (fc + 1, fs + 1) in new and
+            "RST seq=%d " % (fs + 1) in new and
+            "^ from the earlier connection's timewait socket" in new and
+            "relative to the earlier" not in new, out + err)
     B.check("assassination: the RST's seq is the ACK's ack, no violation",
             "violations: none" in new and "SYN retransmit #1" in new, new)
     rc, out, err = tool(["watch", "--json", "-i", path])

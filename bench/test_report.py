@@ -318,7 +318,7 @@ def test_pool():
                            capture_output=True, text=True)
         check("--pool warns of a file run with other settings",
               q.returncode == 0 and q.stderr ==
-              "report.py: warning: %s has secs 10, %s has secs 5\n" % (
+              "report.py: warning: %s has secs 10, %s has 5\n" % (
                   paths[1], paths[0]), q.stderr)
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:

@@ -308,6 +308,14 @@ def print_tables(res, f=sys.stdout):
                 "%s %s" % (k, s[k]) for k in ("ring_bytes", "expect_bytes",
                                               "expect_slots", "expect_used",
                                               "queued") if k in s)), file=f)
+    bar = bar_95(res["summary"])
+    if bar:
+        print("", file=f)
+        print("the >= 95% bar on veth, every condition (the rounds' ratios "
+              "to their own baseline):", file=f)
+        for cond, med, ci, side in bar:
+            print("  %-18s median %.3f, %.0f%% interval %.3f-%.3f: %s" % (
+                cond, med, 100 * ci[2], ci[0], ci[1], side), file=f)
     t = res.get("targets")
     if t:
         print("", file=f)
@@ -316,6 +324,26 @@ def print_tables(res, f=sys.stdout):
                 name, "met      " if v["met"] else "UNDECIDED"
                 if v.get("undecided") else "MISSED   ", v["detail"]),
                   file=f)
+
+
+def bar_95(summary):
+    """Where every condition stands against the 0.95 of the rate target,
+    on veth, by the rounds (5 or more): what being hooked in, the module
+    alone, and the other tracers keep on the same host is the measure of
+    what the target asks of a reader.  A list of (condition, the rounds'
+    median ratio, its interval (low, high, confidence), "over", "under"
+    or "holds 0.95"), in the table's order."""
+    out = []
+    for cond in CONDS:
+        s = summary.get(cond, {}).get("veth")
+        if cond == "baseline" or not s or "rate_ratio_ci" not in s:
+            continue
+        lo, hi = s["rate_ratio_ci"]
+        side = "over" if lo >= 0.95 else "under" if hi < 0.95 \
+            else "holds 0.95"
+        out.append((cond, s["rate_ratio_paired"],
+                    (lo, hi, s["rate_ratio_ci_conf"]), side))
+    return out
 
 
 def cheaper_by_rounds(a, b):

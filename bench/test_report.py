@@ -8,6 +8,7 @@ command line (a results file printed again, a bad file, a closed pipe).
 
 Ends with "N passed, N failed"; exits 1 on any failure.
 """
+import io
 import json
 import os
 import re
@@ -272,6 +273,30 @@ def test_cheaper_by_rounds():
           t["met"] and "rounds" not in t["detail"], t)
 
 
+def test_bar_95():
+    runs = rounds("tcptrace+cat", (0.96, 0.97, 0.99, 1.0, 0.96))
+    runs += [r for r in rounds("tcpdump", (0.97, 0.93, 0.96, 0.92, 0.91))
+             + rounds("ftrace", (0.7, 0.71, 0.69, 0.72, 0.7))
+             if r["cond"] != "baseline"]
+    s = report.summarise(runs)
+    bar = report.bar_95(s)
+    check("bar_95: every condition against 0.95, in the table's order",
+          [(c, m, side) for c, m, ci, side in bar] ==
+          [("tcptrace+cat", 0.97, "over"), ("ftrace", 0.7, "under"),
+           ("tcpdump", 0.93, "holds 0.95")] and
+          bar[2][2] == (0.91, 0.97, 0.9375), bar)
+    check("bar_95: under 5 rounds, nothing",
+          report.bar_95(report.summarise(
+              rounds("tcptrace+cat", (0.96, 0.97, 0.99, 1.0)))) == [])
+    out = io.StringIO()
+    report.print_tables(dict(meta=dict(kernel="k", cpus=2, rounds=5, secs=5,
+                                       procs=2), summary=s), out)
+    check("bar_95: printed", "the >= 95% bar on veth, every condition" in
+          out.getvalue() and "  tcpdump            median 0.930, 94% "
+          "interval 0.910-0.970: holds 0.95\n" in out.getvalue(),
+          out.getvalue())
+
+
 def test_pool():
     def results(ratios):
         runs = rounds("tcptrace+reader", ratios, **lagging(0))
@@ -450,6 +475,7 @@ def main():
     test_rate_target_rounds()
     test_cheaper_target()
     test_cheaper_by_rounds()
+    test_bar_95()
     test_pool()
     test_drop_targets()
     test_cli()

@@ -308,7 +308,7 @@ def print_tables(res, f=sys.stdout):
                 "%s %s" % (k, s[k]) for k in ("ring_bytes", "expect_bytes",
                                               "expect_slots", "expect_used",
                                               "queued") if k in s)), file=f)
-    bar = bar_95(res["summary"])
+    bar = res.get("bar")
     if bar:
         print("", file=f)
         print("the >= 95% bar on veth, every condition (the rounds' ratios "
@@ -461,7 +461,7 @@ def pool(results):
     summary = summarise(runs)
     return {"meta": m, "summary": summary, "runs": runs,
             "skipped": results[0].get("skipped", {}),
-            "targets": targets(summary, {})}
+            "targets": targets(summary, {}), "bar": bar_95(summary)}
 
 
 def main():
@@ -485,6 +485,8 @@ def main():
                 if a.table:
                     res["targets"] = targets(res["summary"],
                                              res.get("loss") or {})
+                    # like the targets, from the summary as it was made
+                    res["bar"] = bar_95(res["summary"])
                     add_round_ranges(res["summary"], res.get("runs") or [])
                 elif not res["runs"]:
                     raise ValueError("no runs in it")
@@ -531,6 +533,7 @@ def main():
         "runs": runs,
     }
     res["targets"] = targets(summary, loss)
+    res["bar"] = bar_95(summary)
     print_tables(res)
     if a.out:
         with open(a.out, "w") as f:

@@ -290,7 +290,7 @@ def test_bar_95():
               rounds("tcptrace+cat", (0.96, 0.97, 0.99, 1.0)))) == [])
     out = io.StringIO()
     report.print_tables(dict(meta=dict(kernel="k", cpus=2, rounds=5, secs=5,
-                                       procs=2), summary=s), out)
+                                       procs=2), summary=s, bar=bar), out)
     check("bar_95: printed", "the >= 95% bar on veth, every condition" in
           out.getvalue() and "  tcpdump            median 0.930, 94% "
           "interval 0.910-0.970: holds 0.95\n" in out.getvalue(),
@@ -334,6 +334,10 @@ def test_pool():
               "2 runs pooled" in q.stdout and re.search(
                   r"target tcptrace\+reader keeps >=95% of veth rate +met",
                   q.stdout), q.stdout + q.stderr)
+        check("--pool prints where every condition stands against 0.95",
+              "the >= 95% bar on veth, every condition" in q.stdout and
+              "  tcptrace+reader    median 0.965, 93% interval 0.950-0.980: "
+              "over\n" in q.stdout, q.stdout)
         check("--pool: files of the same settings, no warning",
               q.stderr == "", q.stderr)
         b["meta"]["secs"] = 10
@@ -455,6 +459,28 @@ def test_cli():
           p.stdout.startswith("tcptrace benchmark:"), p.stderr)
 
 
+def test_bar_old_files():
+    """A results file made before the intervals keeps its verdicts, and
+    --table prints no bar for it: both come from the summary it holds."""
+    runs = rounds("tcptrace+cat", (0.96, 0.97, 0.99, 1.0, 0.96))
+    s = report.summarise(runs)
+    for c in s.values():
+        for link in c.values():
+            for k in ("rate_ratio_ci", "rate_ratio_ci_conf",
+                      "rate_ratio_paired", "by_round"):
+                link.pop(k, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "old.json")
+        with open(path, "w") as f:
+            json.dump(dict(meta=dict(kernel="k", cpus=2, rounds=5, secs=5,
+                                     procs=2), summary=s, runs=runs), f)
+        p = subprocess.run([sys.executable, REPORT, "--table", path],
+                           capture_output=True, text=True)
+        check("--table of a file made before the intervals: no bar",
+              p.returncode == 0 and "tcptrace+cat keeps >=95%" in p.stdout
+              and "bar on veth" not in p.stdout, p.stdout + p.stderr)
+
+
 def test_committed_results():
     for name in sorted(os.listdir(HERE)):
         if not (name.startswith("results") and name.endswith(".json")):
@@ -479,6 +505,7 @@ def main():
     test_pool()
     test_drop_targets()
     test_cli()
+    test_bar_old_files()
     test_committed_results()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

@@ -20,6 +20,8 @@ from the ranks alone, see median_ci()); met when all of it is at or over
 are the "cheaper than" targets, round by round against the other tracer:
 cheaper when the interval of the rate ratio is all at or over 1 or that
 of the CPU per connection all at or under 1, dearer when neither can be.
+After the targets, where every condition stands against the same 0.95
+on veth (bar_95()).
 """
 import argparse
 import json
@@ -308,14 +310,6 @@ def print_tables(res, f=sys.stdout):
                 "%s %s" % (k, s[k]) for k in ("ring_bytes", "expect_bytes",
                                               "expect_slots", "expect_used",
                                               "queued") if k in s)), file=f)
-    bar = res.get("bar")
-    if bar:
-        print("", file=f)
-        print("the >= 95% bar on veth, every condition (the rounds' ratios "
-              "to their own baseline):", file=f)
-        for cond, med, ci, side in bar:
-            print("  %-18s median %.3f, %.0f%% interval %.3f-%.3f: %s" % (
-                cond, med, 100 * ci[2], ci[0], ci[1], side), file=f)
     t = res.get("targets")
     if t:
         print("", file=f)
@@ -324,6 +318,14 @@ def print_tables(res, f=sys.stdout):
                 name, "met      " if v["met"] else "UNDECIDED"
                 if v.get("undecided") else "MISSED   ", v["detail"]),
                   file=f)
+    bar = res.get("bar")
+    if bar:
+        print("", file=f)
+        print("the >= 95% bar on veth, every condition (the rounds' ratios "
+              "to their own baseline):", file=f)
+        for cond, med, ci, side in bar:
+            print("  %-18s median %.3f, %.0f%% interval %.3f-%.3f: %s" % (
+                cond, med, 100 * ci[2], ci[0], ci[1], side), file=f)
 
 
 def bar_95(summary):
